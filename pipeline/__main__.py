@@ -1,0 +1,3 @@
+from sprout.cli import app
+
+app()

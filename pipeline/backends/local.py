@@ -1,0 +1,114 @@
+"""Local backend on transformers: left-padded batches on CPU (fp32) or GPU.
+
+transformers has no presence/frequency penalty (its `repetition_penalty` is multiplicative and counts the prompt),
+so they are applied here as a logits processor with OpenAI's additive definition over the generated tokens; the
+Self-Instruct recipe's presence penalty 2 is what keeps a small model from repeating one list item forever.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from sprout.backends.base import Backend, Completion, Message, Sampling
+
+
+def penalty_processor(prompt_len: int, presence: float, frequency: float):
+    """logits -= presence * [token already generated] + frequency * (times generated), per row (OpenAI's rule)."""
+    import torch
+    from transformers import LogitsProcessor
+
+    class PresenceFrequencyPenalty(LogitsProcessor):
+        def __call__(self, input_ids, scores):
+            generated = input_ids[:, prompt_len:]
+            if generated.shape[1] == 0:
+                return scores
+            counts = torch.zeros_like(scores).scatter_add_(1, generated, torch.ones_like(generated, dtype=scores.dtype))
+            return scores - frequency * counts - presence * (counts > 0).to(scores.dtype)
+
+    return PresenceFrequencyPenalty()
+
+
+def model_fingerprint(model_dir: Path) -> str:
+    """Identify the weights for the cache key: config plus weight-file sizes (cheap, changes when weights do)."""
+    digest = hashlib.sha256((model_dir / "config.json").read_bytes())
+    for weights in sorted(model_dir.glob("*.safetensors")):
+        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    return digest.hexdigest()[:12]
+
+
+class LocalBackend(Backend):
+    def __init__(self, model_dir: Path, batch_size: int = 8, threads: int | None = None, device: str = "cpu"):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.torch = torch
+        self.model_dir = Path(model_dir)
+        self.model_id = f"transformers:{self.model_dir.name}:{model_fingerprint(self.model_dir)}"
+        self.batch_size = batch_size
+        self.device = device
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        self.tokenizer.padding_side = "left"  # decoder-only models must continue right after each prompt
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        # fp32 on CPU: bf16 kernels crash some CPUs outright ("illegal instruction").
+        dtype = torch.float32 if device == "cpu" else torch.bfloat16
+        self.model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=dtype).to(device).eval()
+
+    def render(self, messages: list[Message]) -> str:
+        # A conversation that ends with an assistant turn is a prefill: the model continues that turn.
+        prefill = messages[-1]["role"] == "assistant"
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=not prefill,
+                                                  continue_final_message=prefill)
+
+    def generate(self, batch: list[list[Message]], sampling: Sampling) -> list[list[Completion]]:
+        texts = [self.render(messages) for messages in batch]
+        rows = [(i, j) for i in range(len(batch)) for j in range(sampling.n)]
+        # Similar lengths together waste less padding; the order is deterministic, so replays match.
+        rows.sort(key=lambda row: len(texts[row[0]]))
+        results: list[list[Completion | None]] = [[None] * sampling.n for _ in batch]
+        for start in range(0, len(rows), self.batch_size):
+            chunk = rows[start:start + self.batch_size]
+            completions = self._generate_chunk([texts[i] for i, _ in chunk], sampling, seed_offset=start)
+            for (i, j), completion in zip(chunk, completions, strict=True):
+                results[i][j] = completion
+        return results  # type: ignore[return-value]
+
+    def _generate_chunk(self, texts: list[str], sampling: Sampling, seed_offset: int) -> list[Completion]:
+        torch = self.torch
+        torch.manual_seed(sampling.seed + seed_offset)
+        encoded = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        kwargs = {"max_new_tokens": sampling.max_tokens, "pad_token_id": self.tokenizer.pad_token_id}
+        if sampling.temperature > 0:
+            kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if sampling.stop:
+            kwargs.update(stop_strings=list(sampling.stop), tokenizer=self.tokenizer)
+        if sampling.presence_penalty or sampling.frequency_penalty:
+            kwargs["logits_processor"] = [penalty_processor(encoded["input_ids"].shape[1], sampling.presence_penalty,
+                                                            sampling.frequency_penalty)]
+        with torch.inference_mode():
+            output = self.model.generate(**encoded, **kwargs)
+        prompt_len = encoded["input_ids"].shape[1]
+        eos_ids = self._eos_ids()
+        completions = []
+        for row, mask in zip(output[:, prompt_len:].tolist(), encoded["attention_mask"], strict=True):
+            ended = next((k for k, token in enumerate(row) if token in eos_ids), None)
+            tokens = row[:ended] if ended is not None else row
+            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+            finish = "stop" if ended is not None else "length"
+            for stop in sampling.stop:
+                if stop in text:
+                    text, finish = text[: text.index(stop)], "stop"
+            completions.append(Completion(text=text.strip(), finish_reason=finish, prompt_tokens=int(mask.sum()),
+                                          completion_tokens=len(tokens) + (1 if ended is not None else 0)))
+        return completions
+
+    def _eos_ids(self) -> set[int]:
+        ids = self.model.generation_config.eos_token_id
+        ids = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
+        ids.add(self.tokenizer.eos_token_id)
+        return ids

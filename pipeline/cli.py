@@ -1,0 +1,99 @@
+"""The `sprout` command. User errors print one message and exit 2; nothing here prints a traceback for them."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from sprout.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Grow a seed set into an instruction-tuning dataset, filter it, and fine-tune on it.")
+seeds_app = typer.Typer(no_args_is_help=True, help="Check seed files.")
+model_app = typer.Typer(no_args_is_help=True, help="Manage the embedded model.")
+app.add_typer(seeds_app, name="seeds")
+app.add_typer(model_app, name="model")
+console = Console(stderr=True)
+
+
+def _fail(error: UserError) -> None:
+    console.print(f"[bold red]error:[/] {error.message}", highlight=False, soft_wrap=True)
+    for detail in error.details:
+        console.print(f"  {detail}", highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(error.exit_code)
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show debug logs.")] = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(console=console, show_path=False)])
+    for noisy in ("httpx", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.command()
+def data(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Run config (YAML).")] = Path("configs/data.yaml"),
+    set_: Annotated[list[str], typer.Option("--set", help="Override a config key: KEY=VALUE (dotted key).")] = [],  # noqa: B006
+    force: Annotated[bool, typer.Option(help="Discard an existing run in out_dir made by another config.")] = False,
+) -> None:
+    """Grow the seed set with the configured generators, filter it, and write examples, rejects and a report."""
+    from sprout.config import load_config
+    from sprout.run_data import run_data
+    from sprout.summary import print_summary
+
+    try:
+        cfg = load_config(config, set_)
+        columns = (TextColumn("new tasks"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("eta"), TimeRemainingColumn())
+        with Progress(*columns, console=console, transient=False) as bar:
+            task = bar.add_task("grow", total=cfg.generators.self_instruct.target)
+            summary = run_data(cfg, force=force, progress=lambda done, total: bar.update(task, completed=done),
+                               log=bar.console.print)
+    except UserError as error:
+        _fail(error)
+    print_summary(summary, Console())
+
+
+@seeds_app.command("check")
+def seeds_check(paths: Annotated[list[Path], typer.Argument(help="Seed files (JSONL or JSON array).")]) -> None:
+    """Validate seed files: every bad line is listed as file:line; exit 2 if any."""
+    from sprout.seeds import load_seeds, summarize
+
+    try:
+        tasks = load_seeds(paths)
+    except UserError as error:
+        _fail(error)
+    counts = summarize(tasks)
+    print(f"ok: {counts['tasks']} tasks ({counts['classification']} classification, {counts['generation']} "
+          f"generation), {counts['instances']} instances, {counts['with_input']} tasks with input")
+
+
+@model_app.command("prepare")
+def model_prepare() -> None:
+    """Convert the embedded GGUF model to a safetensors folder once (later loads take ~0.1 s)."""
+    from sprout.model_store import prepare_embedded
+
+    try:
+        path = prepare_embedded(log=lambda message: console.print(message))
+    except UserError as error:
+        _fail(error)
+    print(path)
+
+
+def run() -> None:  # pragma: no cover - console entry for `python -m sprout`
+    sys.exit(app())

@@ -1,0 +1,148 @@
+"""Run configuration: YAML validated by pydantic. A bad key names itself, its line and the valid keys; exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sprout.errors import UserError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SamplingConfig(Strict):
+    temperature: float = Field(0.7, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_tokens: int = Field(256, gt=0)
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+
+
+class BackendConfig(Strict):
+    kind: Literal["local"] = "local"
+    model: str = "embedded"  # `embedded` or a local transformers model folder
+    batch_size: int = Field(16, gt=0)
+    threads: int | None = Field(None, gt=0)
+    device: str = "cpu"
+
+
+class SelfInstructConfig(Strict):
+    target: int = Field(40, gt=0, description="new tasks to grow (each with at least one accepted instance)")
+    requests_per_batch: int = Field(8, gt=0, description="list-continuation prompts per proposal round")
+    tasks_per_batch: int = Field(16, gt=0, description="tasks taken from the backlog for instances per batch")
+    max_batches: int = Field(40, gt=0, description="stop even if the target is not reached")
+    in_context: int = Field(8, gt=1)
+    from_seeds: int = Field(6, gt=0)
+    list_stops_at: int = Field(16, gt=2, description="the model may continue the list up to this item, exclusive")
+    instances_per_task: int = Field(5, gt=0)
+    classify_examples: int = Field(8, ge=2)
+    instance_examples: int = Field(2, ge=1, description="seed tasks shown as worked examples per instance prompt")
+    sampling: SamplingConfig = SamplingConfig(temperature=0.7, top_p=0.5, presence_penalty=2.0, max_tokens=320)
+    classify_sampling: SamplingConfig = SamplingConfig(temperature=0.0, max_tokens=4)
+    instance_sampling: SamplingConfig = SamplingConfig(temperature=0.7, top_p=0.9, max_tokens=256)
+
+
+class GeneratorsConfig(Strict):
+    self_instruct: SelfInstructConfig = SelfInstructConfig()
+
+
+BLACKLIST = ["image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps",
+             "draw", "plot", "go to", "video", "audio", "music", "flowchart", "diagram"]
+
+
+class FilterConfig(Strict):
+    min_words: int = Field(4, ge=0, description="keep instructions with more than 3 words")
+    max_words: int = Field(150, gt=0)
+    blacklist: list[str] = Field(default_factory=lambda: list(BLACKLIST))
+    banned_prefixes: list[str] = Field(default_factory=lambda: ["Write a program"])
+    rouge_l_threshold: float = Field(0.7, ge=0, le=1)
+
+
+class DataConfig(Strict):
+    out_dir: Path = Path("out/data")
+    seed: int = 42
+    seeds: list[Path] = Field(default_factory=lambda: [Path("seeds/general.jsonl")], min_length=1)
+    cache: Path = Path("out/cache/responses.sqlite")
+    backend: BackendConfig = BackendConfig()
+    generators: GeneratorsConfig = GeneratorsConfig()
+    filters: FilterConfig = FilterConfig()
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
+    """Line of the YAML key at `loc`, so the message points where the user must edit."""
+    line = None
+    for part in loc:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        match = next(((k, v) for k, v in node.value if k.value == str(part)), None)
+        if match is None:
+            break
+        line, node = match[0].start_mark.line + 1, match[1]
+    return line
+
+
+def _apply_override(data: dict, assignment: str) -> None:
+    key, sep, value = assignment.partition("=")
+    if not sep or not key:
+        raise UserError(f"--set {assignment!r}: expected KEY=VALUE, e.g. --set generators.self_instruct.target=10")
+    *parents, leaf = key.split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise UserError(f"--set {assignment!r}: {part!r} is not a section")
+    node[leaf] = yaml.safe_load(value)
+
+
+def load_config(path: Path | None, overrides: list[str] = (), model: type[BaseModel] = DataConfig) -> Any:
+    text = ""
+    if path is not None:
+        if not Path(path).is_file():
+            raise UserError(f"{path}: no such config file. Fix: pass --config configs/data.yaml.")
+        text = Path(path).read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text) or {}
+        root = yaml.compose(text) if text else None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise UserError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: the config must be a mapping of keys, e.g. `out_dir: out/data`.")
+    for assignment in overrides:
+        _apply_override(data, assignment)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            key = ".".join(str(p) for p in loc)
+            line = _line_of(root, loc)
+            where = f"{path}:{line}" if line else f"{path or 'config'}"
+            if error["type"] == "extra_forbidden":
+                parent = _model_at(model, loc[:-1])
+                valid = ", ".join(parent.model_fields) if parent else "see configs/data.yaml"
+                problems.append(f"{where}: unknown key {key!r}; valid keys here: {valid}")
+            else:
+                problems.append(f"{where}: key {key!r}: {error['msg']}")
+        raise UserError("invalid config; nothing was run:", problems) from None
+
+
+def dump_resolved(config: BaseModel) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

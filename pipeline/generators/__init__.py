@@ -1,0 +1,1 @@
+"""Generators: build prompts from the pool (seeded RNG) and parse completions into candidate records."""

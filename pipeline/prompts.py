@@ -1,0 +1,101 @@
+"""Prompts are data: files under prompts/, rendered with sandboxed Jinja2 and StrictUndefined.
+
+A prompt file is YAML with a `messages` list (role + Jinja content); its content hash goes into lineage and into
+the cache key (through the rendered messages), so editing a prompt never serves stale cached answers.
+
+Few-shot examples are real chat turns: an entry `{repeat: VAR, as: NAME, messages: [...]}` renders its messages
+once per item of the list VAR (chat models follow demonstrated turns far better than examples pasted as text).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+from sprout.errors import UserError
+
+Message = dict[str, str]
+PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+
+_ENV = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
+                            lstrip_blocks=True, autoescape=False)
+
+
+ROLES = {"system", "user", "assistant"}
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """Messages rendered once per item of a list variable (few-shot turns)."""
+
+    variable: str
+    alias: str
+    messages: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    name: str
+    path: Path
+    messages: tuple[tuple[str, str] | Repeat, ...]  # (role, template source) or a repeated block
+    sha: str
+    meta: dict[str, Any]
+
+    def render(self, **variables: Any) -> list[Message]:
+        try:
+            rendered = []
+            for entry in self.messages:
+                if isinstance(entry, Repeat):
+                    for item in variables[entry.variable]:
+                        rendered += _render(entry.messages, {**variables, entry.alias: item})
+                else:
+                    rendered += _render((entry,), variables)
+            return rendered
+        except (TemplateError, KeyError) as exc:
+            raise UserError(f"{self.path}: cannot render prompt {self.name!r}: {exc}") from None
+
+
+def _render(messages: tuple[tuple[str, str], ...], variables: dict[str, Any]) -> list[Message]:
+    return [{"role": role, "content": _ENV.from_string(source).render(**variables).strip()}
+            for role, source in messages]
+
+
+def _parse_messages(items: Any, path: Path, nested: bool = False) -> tuple:
+    parsed: list = []
+    for item in items:
+        if not nested and isinstance(item, dict) and "repeat" in item:
+            inner = _parse_messages(item["messages"], path, nested=True)
+            parsed.append(Repeat(str(item["repeat"]), str(item.get("as", "item")), inner))
+            continue
+        role, source = str(item["role"]), str(item["content"])
+        if role not in ROLES:
+            raise UserError(f"{path}: unknown role {role!r}; use system, user or assistant.")
+        try:
+            _ENV.parse(source)
+        except TemplateError as exc:
+            raise UserError(f"{path}: Jinja syntax error: {exc}") from None
+        parsed.append((role, source))
+    return tuple(parsed)
+
+
+@cache
+def load_prompt(name: str, root: Path = PROMPTS_DIR) -> Prompt:
+    """Load `prompts/<name>.yaml` (name may contain a subfolder, e.g. `self_instruct/new_tasks`)."""
+    path = root / f"{name}.yaml"
+    if not path.is_file():
+        raise UserError(f"prompt {name!r} not found: expected {path}.")
+    raw = path.read_bytes()
+    try:
+        data = yaml.safe_load(raw)
+        messages = _parse_messages(data["messages"], path)
+    except (yaml.YAMLError, KeyError, TypeError) as exc:
+        raise UserError(f"{path}: a prompt file needs `messages:` with role/content items ({exc}).") from None
+    meta = {k: v for k, v in data.items() if k != "messages"}
+    return Prompt(name, path, messages, hashlib.sha256(raw).hexdigest()[:12], meta)

@@ -1,0 +1,72 @@
+"""The one row type that flows through sprout and lands in JSONL, with its lineage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Kind = Literal["generation", "classification"]
+
+
+def content_hash(*parts: str, length: int = 16) -> str:
+    """Stable id from text parts: the same content always gets the same id, across runs and machines."""
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+    return digest[:length]
+
+
+class Lineage(BaseModel):
+    """Where a record came from: enough to reproduce the call that made it and to follow its family tree."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    generator: str
+    operation: str | None = None
+    task_id: str | None = None  # groups the instances of one generated task
+    parent_ids: list[str] = Field(default_factory=list)
+    seed_ids: list[str] = Field(default_factory=list)
+    round: int = 0
+    prompts: dict[str, str] = Field(default_factory=dict)  # prompt name -> content hash
+    model: str | None = None
+    sampling: dict[str, Any] = Field(default_factory=dict)
+
+
+class Record(BaseModel):
+    """One instruction-tuning example (instruction, optional input, output) with its lineage."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = ""
+    instruction: str
+    input: str = ""
+    output: str = ""
+    kind: Kind = "generation"
+    label: str | None = None
+    lineage: Lineage
+    raw: str | None = None  # the model text a parse failure came from, kept so rejects are inspectable
+
+    def model_post_init(self, __context: Any) -> None:
+        if not self.id:
+            self.id = content_hash(self.instruction, self.input, self.output)
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json", exclude_none=True), ensure_ascii=False, sort_keys=False)
+
+
+class Rejection(BaseModel):
+    """A dropped candidate: the record as far as it got, the rule that dropped it and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rule: str
+    reason: str
+    record: Record
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"rule": self.rule, "reason": self.reason,
+             "record": self.record.model_dump(mode="json", exclude_none=True)},
+            ensure_ascii=False,
+        )

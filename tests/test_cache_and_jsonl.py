@@ -1,0 +1,71 @@
+import sqlite3
+
+import pytest
+
+from sprout.backends.base import Completion, Sampling
+from sprout.backends.cache import CachedBackend, cache_key
+from sprout.errors import UserError
+from sprout.jsonl import ResumableJsonl
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+def test_cache_key_covers_model_messages_sampling_and_sample_index():
+    base = cache_key("m", MESSAGES, Sampling(), 0)
+    assert base == cache_key("m", [dict(MESSAGES[0])], Sampling(), 0)
+    assert base != cache_key("m2", MESSAGES, Sampling(), 0)
+    assert base != cache_key("m", [{"role": "user", "content": "hi!"}], Sampling(), 0)
+    assert base != cache_key("m", MESSAGES, Sampling(temperature=0.1), 0)
+    assert base != cache_key("m", MESSAGES, Sampling(seed=1), 0)
+    assert base != cache_key("m", MESSAGES, Sampling(stop=("x",)), 0)
+    assert base != cache_key("m", MESSAGES, Sampling(), 1)
+    assert base == cache_key("m", MESSAGES, Sampling(n=3), 0)  # n is not part of a sample's identity
+
+
+def test_second_call_is_served_from_cache_with_token_counts(tmp_path, scripted):
+    counter = iter(range(100))
+    backend = scripted(lambda m, s: Completion(f"reply {next(counter)}", "stop", 7, 3))
+    cached = CachedBackend(backend, tmp_path / "c.sqlite")
+    batch = [MESSAGES, [{"role": "user", "content": "other"}]]
+    first = cached.generate(batch, Sampling(n=2), generator="g")
+    assert [[c.text for c in row] for row in first] == [["reply 0", "reply 1"], ["reply 2", "reply 3"]]
+    assert cached.usage.calls == 4 and cached.usage.completion_tokens == 12
+    cached.close()
+    again = CachedBackend(scripted(lambda m, s: pytest.fail("the cache should answer")), tmp_path / "c.sqlite")
+    second = again.generate(batch, Sampling(n=2), generator="g")
+    assert [[c.text for c in row] for row in second] == [["reply 0", "reply 1"], ["reply 2", "reply 3"]]
+    assert all(c.cached for row in second for c in row)
+    assert again.usage.calls == 0 and again.usage.cache_hits == 4 and again.usage.cached_completion_tokens == 12
+    mode = sqlite3.connect(tmp_path / "c.sqlite").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_a_failed_batch_caches_nothing(tmp_path, scripted):
+    def explode(messages, sampling):
+        if messages[0]["content"] == "boom":
+            raise RuntimeError("backend died")
+        return "fine"
+
+    cached = CachedBackend(scripted(explode), tmp_path / "c.sqlite")
+    with pytest.raises(RuntimeError):
+        cached.generate([MESSAGES, [{"role": "user", "content": "boom"}]], Sampling())
+    assert cached.lookup(cache_key("scripted", MESSAGES, Sampling(), 0)) is None
+
+
+def test_jsonl_cuts_a_torn_line_and_replays_without_doubling(tmp_path):
+    path = tmp_path / "out.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"a": 2}\n{"a": 3')  # killed mid-write
+    writer = ResumableJsonl(path)
+    writer.write(['{"a": 1}', '{"a": 2}'])  # the replay reproduces what is there: nothing appended
+    writer.write(['{"a": 3}', '{"a": 4}'])
+    writer.close()
+    assert path.read_text() == '{"a": 1}\n{"a": 2}\n{"a": 3}\n{"a": 4}\n'
+
+
+def test_jsonl_refuses_a_replay_that_differs(tmp_path):
+    path = tmp_path / "out.jsonl"
+    path.write_text('{"a": 1}\n')
+    writer = ResumableJsonl(path)
+    with pytest.raises(UserError, match="--force"):
+        writer.write(['{"a": 2}'])
+    writer.close()

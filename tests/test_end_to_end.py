@@ -1,0 +1,71 @@
+"""`sprout data` on the real embedded model (SmolLM2-135M-Instruct), small target, then a cached rerun."""
+
+import json
+
+import pytest
+
+from sprout.records import Record
+from tests.test_cli import sprout
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("e2e")
+    args = ["data", "--set", f"out_dir={base / 'run'}", "--set", f"cache={base / 'cache.sqlite'}",
+            "--set", "generators.self_instruct.target=4", "--set", "generators.self_instruct.requests_per_batch=4",
+            "--set", "generators.self_instruct.tasks_per_batch=8"]
+    first = sprout(*args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    snapshot = {name: (base / "run" / name).read_bytes() for name in ("examples.jsonl", "rejected.jsonl")}
+    report = json.loads((base / "run" / "report.json").read_text())
+    second = sprout(*args)
+    assert second.returncode == 0, second.stderr[-3000:]
+    return base / "run", first, snapshot, report, second
+
+
+def test_outputs_are_valid_with_full_lineage(run):
+    out, first, _, report, _ = run
+    lines = (out / "examples.jsonl").read_text().splitlines()
+    assert lines, "the run accepted nothing"
+    records = [Record.model_validate(json.loads(line)) for line in lines]
+    for record in records:
+        lineage = record.lineage
+        assert record.instruction and record.output
+        assert lineage.generator == "self_instruct" and lineage.operation in {"input_first", "output_first"}
+        assert lineage.model.startswith("transformers:smollm2-135m-instruct:")
+        assert lineage.task_id and len(lineage.seed_ids) >= 6 and lineage.prompts and lineage.sampling
+        assert (record.kind == "classification") == (record.label is not None)
+    assert len({r.lineage.task_id for r in records}) == report["new_tasks"] == 4
+    assert "new tasks" in first.stdout and "Filter funnel" in first.stdout
+
+
+def test_every_candidate_is_accepted_or_rejected_and_the_counts_add_up(run):
+    out, _, _, report, _ = run
+    rejects = [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines()]
+    assert all(r["rule"] and r["reason"] and "record" in r for r in rejects)
+    examples = (out / "examples.jsonl").read_text().splitlines()
+    stages = report["stages"]
+    for counts in stages.values():
+        assert counts["entered"] == counts["accepted"] + sum(r["dropped"] for r in counts["rules"].values())
+    dropped = sum(r["dropped"] for counts in stages.values() for r in counts["rules"].values())
+    assert len(rejects) == dropped == report["rejected"]
+    assert len(examples) == stages["instances"]["accepted"] == report["examples"]
+    per_rule = {}
+    for r in rejects:
+        per_rule[r["rule"]] = per_rule.get(r["rule"], 0) + 1
+    in_report = {rule: n["dropped"] for c in stages.values() for rule, n in c["rules"].items() if n["dropped"]}
+    assert per_rule == in_report
+    assert report["usage"]["calls"] > 0 and report["usage"]["completion_tokens"] > 0
+
+
+def test_a_rerun_makes_no_model_call_and_writes_identical_files(run):
+    out, _, snapshot, report, second = run
+    for name, content in snapshot.items():
+        assert (out / name).read_bytes() == content, name
+    rerun = json.loads((out / "report.json").read_text())
+    assert rerun["usage"]["calls"] == 0
+    assert rerun["usage"]["cache_hits"] == report["usage"]["calls"] + report["usage"]["cache_hits"]
+    assert rerun["stages"] == report["stages"]
+    assert "0 new" in second.stdout

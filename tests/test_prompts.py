@@ -1,0 +1,72 @@
+import re
+
+import pytest
+
+from sprout.errors import UserError
+from sprout.prompts import PROMPTS_DIR, load_prompt
+from tests.conftest import write
+
+PY_SOURCES = list((PROMPTS_DIR.parent / "pipeline").rglob("*.py"))
+
+
+def test_new_tasks_prompt_numbers_the_list_and_prefills_the_next_number():
+    messages = load_prompt("self_instruct/new_tasks").render(tasks=[f"Task number {i}." for i in range(8)])
+    assert [m["role"] for m in messages] == ["system", "user", "assistant"]
+    assert "1. Task number 0.\n2. Task number 1." in messages[1]["content"]
+    assert messages[1]["content"].rstrip().endswith("8. Task number 7.")
+    assert messages[2]["content"] == "9."
+
+
+def test_few_shot_examples_render_as_chat_turns():
+    examples = [{"instruction": "Is it spam? Answer Spam or Ham.", "is_classification": True},
+                {"instruction": "Write a haiku about rain.", "is_classification": False}]
+    messages = load_prompt("self_instruct/is_classification").render(examples=examples, task="Sort these words.")
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert [m["content"] for m in messages[2:5:2]] == ["Yes", "No"]
+    assert messages[-1]["content"] == "Sort these words."
+
+
+def test_instance_prompts_show_noinput_and_prefill():
+    examples = [{"instruction": "Name a colour.", "instances": [("", "Red")]}]
+    first = load_prompt("self_instruct/input_first").render(examples=examples, task="T", max_instances=5)
+    assert "Input: <noinput>\nOutput: Red" in first[2]["content"]
+    assert first[-1] == {"role": "assistant", "content": "Input:"}
+    clf = [{"instruction": "Spam or Ham?", "instances": [("Win money", "Spam"), ("Lunch at 1?", "Ham")]}]
+    second = load_prompt("self_instruct/output_first").render(examples=clf, task="T", max_instances=5)
+    assert "Class label: Spam\nInput: Win money\n\nClass label: Ham\nInput: Lunch at 1?" in second[2]["content"]
+
+
+def test_missing_variable_is_an_error_not_an_empty_string():
+    with pytest.raises(UserError, match="undefined"):
+        load_prompt("self_instruct/new_tasks").render()
+
+
+def test_sandbox_blocks_unsafe_attribute_access(tmp_path):
+    write(tmp_path / "evil.yaml", "messages:\n  - role: user\n    content: \"{{ x.__class__.__mro__ }}\"\n")
+    with pytest.raises(UserError):
+        load_prompt("evil", root=tmp_path).render(x="a")
+
+
+def test_hash_changes_with_content(tmp_path):
+    write(tmp_path / "p.yaml", "messages:\n  - role: user\n    content: hello\n")
+    first = load_prompt("p", root=tmp_path).sha
+    load_prompt.cache_clear()
+    write(tmp_path / "p.yaml", "messages:\n  - role: user\n    content: hello!\n")
+    assert load_prompt("p", root=tmp_path).sha != first
+    load_prompt.cache_clear()
+
+
+def test_bad_role_and_bad_jinja_are_user_errors(tmp_path):
+    write(tmp_path / "r.yaml", "messages:\n  - role: robot\n    content: hi\n")
+    with pytest.raises(UserError, match="unknown role"):
+        load_prompt("r", root=tmp_path)
+    write(tmp_path / "j.yaml", "messages:\n  - role: user\n    content: \"{{ unclosed\"\n")
+    with pytest.raises(UserError, match="Jinja syntax error"):
+        load_prompt("j", root=tmp_path)
+
+
+def test_no_prompt_prose_in_python():
+    """Prompts are data: no Python file holds a long English sentence aimed at a model."""
+    pattern = re.compile(r"(You are|You write|Write up to|Continue the list|Reply with)")
+    offenders = [str(p) for p in PY_SOURCES if pattern.search(p.read_text(encoding="utf-8"))]
+    assert offenders == []
