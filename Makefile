@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.sprout-setup
 
-.PHONY: setup data test test-fast lint model clean
+.PHONY: setup data test test-fast lint model bench clean
 
 setup: $(STAMP)
 
@@ -34,3 +34,6 @@ lint: setup
 
 clean:
 	rm -rf out
+
+bench: setup
+	$(BIN)/python bench/bench_decode.py

@@ -61,6 +61,7 @@ class FilterConfig(Strict):
     blacklist: list[str] = Field(default_factory=lambda: list(BLACKLIST))
     banned_prefixes: list[str] = Field(default_factory=lambda: ["Write a program"])
     rouge_l_threshold: float = Field(0.7, ge=0, le=1)
+    format_markers: list[str] = Field(default_factory=lambda: ["Input:", "Output:", "Class label:", "Task:"])
 
 
 class DataConfig(Strict):

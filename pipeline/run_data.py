@@ -19,6 +19,7 @@ from sprout.filters.rules import (
     BannedPrefix,
     Blacklist,
     EmptyOutput,
+    FormatLeak,
     InputEqualsOutput,
     LeadingCharacter,
     RougeDedup,
@@ -47,7 +48,7 @@ def build_filters(config: FilterConfig, seeds: list[SeedTask]) -> Filters:
         dedup.index.add(instruction)
     task_rules = [WordCount(config.min_words, config.max_words), Blacklist(config.blacklist),
                   BannedPrefix(config.banned_prefixes), LeadingCharacter(), dedup]  # cheap first, ROUGE-L last
-    instance_rules = [EmptyOutput(), InputEqualsOutput(), TrailingColon()]
+    instance_rules = [EmptyOutput(), InputEqualsOutput(), TrailingColon(), FormatLeak(config.format_markers)]
     return Filters(FilterStage("tasks", task_rules), FilterStage("instances", instance_rules, GROUP_RULES))
 
 

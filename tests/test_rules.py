@@ -6,6 +6,7 @@ from sprout.filters.rules import (
     BannedPrefix,
     Blacklist,
     EmptyOutput,
+    FormatLeak,
     InputEqualsOutput,
     LeadingCharacter,
     RougeDedup,
@@ -66,6 +67,11 @@ def test_instance_rules():
     assert InputEqualsOutput().check(rec(input="same", output="same ")) == "input and output are the same"
     assert InputEqualsOutput().check(rec(input="", output="x")) is None
     assert TrailingColon().check(rec(output="Here is the list:")) == "output ends with ':'"
+    leak = FormatLeak(FilterConfig().format_markers)
+    expected = "output contains the scaffold marker 'Output:'"
+    assert leak.check(rec(output="2. Non-food items Output: 3. More")) == expected
+    assert leak.check(rec(input="x\nclass label: Spam")) == "input contains the scaffold marker 'class label:'"
+    assert leak.check(rec(output="The ratio 3:1 and time 10:30 are fine; so is 'Note: read twice'.")) is None
     group = [rec(input="a", output="1"), rec(input="a", output="2"), rec(input="b", output="3"),
              rec(input="b", output="3")]
     assert set(conflicting_outputs(group)) == {0, 1}

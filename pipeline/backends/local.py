@@ -1,8 +1,8 @@
-"""Local backend on transformers: left-padded batches on CPU (fp32) or GPU.
+"""Local backend on transformers: left-padded batches on CPU (fp32) or GPU, decoded by `decode.sample_batch`.
 
 transformers has no presence/frequency penalty (its `repetition_penalty` is multiplicative and counts the prompt),
-so they are applied here as a logits processor with OpenAI's additive definition over the generated tokens; the
-Self-Instruct recipe's presence penalty 2 is what keeps a small model from repeating one list item forever.
+so sprout's decode loop applies them with OpenAI's additive definition over the generated tokens; the Self-Instruct
+recipe's presence penalty 2 is what keeps a small model from repeating one list item forever.
 """
 
 from __future__ import annotations
@@ -11,22 +11,7 @@ import hashlib
 from pathlib import Path
 
 from sprout.backends.base import Backend, Completion, Message, Sampling
-
-
-def penalty_processor(prompt_len: int, presence: float, frequency: float):
-    """logits -= presence * [token already generated] + frequency * (times generated), per row (OpenAI's rule)."""
-    import torch
-    from transformers import LogitsProcessor
-
-    class PresenceFrequencyPenalty(LogitsProcessor):
-        def __call__(self, input_ids, scores):
-            generated = input_ids[:, prompt_len:]
-            if generated.shape[1] == 0:
-                return scores
-            counts = torch.zeros_like(scores).scatter_add_(1, generated, torch.ones_like(generated, dtype=scores.dtype))
-            return scores - frequency * counts - presence * (counts > 0).to(scores.dtype)
-
-    return PresenceFrequencyPenalty()
+from sprout.backends.decode import sample_batch
 
 
 def model_fingerprint(model_dir: Path) -> str:
@@ -77,34 +62,17 @@ class LocalBackend(Backend):
         return results  # type: ignore[return-value]
 
     def _generate_chunk(self, texts: list[str], sampling: Sampling, seed_offset: int) -> list[Completion]:
-        torch = self.torch
-        torch.manual_seed(sampling.seed + seed_offset)
+        self.torch.manual_seed(sampling.seed + seed_offset)
         encoded = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-        kwargs = {"max_new_tokens": sampling.max_tokens, "pad_token_id": self.tokenizer.pad_token_id}
-        if sampling.temperature > 0:
-            kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if sampling.stop:
-            kwargs.update(stop_strings=list(sampling.stop), tokenizer=self.tokenizer)
-        if sampling.presence_penalty or sampling.frequency_penalty:
-            kwargs["logits_processor"] = [penalty_processor(encoded["input_ids"].shape[1], sampling.presence_penalty,
-                                                            sampling.frequency_penalty)]
-        with torch.inference_mode():
-            output = self.model.generate(**encoded, **kwargs)
-        prompt_len = encoded["input_ids"].shape[1]
-        eos_ids = self._eos_ids()
+        rows = sample_batch(self.model, self.tokenizer, encoded, sampling, self._eos_ids())
         completions = []
-        for row, mask in zip(output[:, prompt_len:].tolist(), encoded["attention_mask"], strict=True):
-            ended = next((k for k, token in enumerate(row) if token in eos_ids), None)
-            tokens = row[:ended] if ended is not None else row
-            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-            finish = "stop" if ended is not None else "length"
+        for row, mask in zip(rows, encoded["attention_mask"], strict=True):
+            text = self.tokenizer.decode(row.tokens, skip_special_tokens=True)
             for stop in sampling.stop:
                 if stop in text:
-                    text, finish = text[: text.index(stop)], "stop"
-            completions.append(Completion(text=text.strip(), finish_reason=finish, prompt_tokens=int(mask.sum()),
-                                          completion_tokens=len(tokens) + (1 if ended is not None else 0)))
+                    text = text[: text.index(stop)]
+            completions.append(Completion(text=text.strip(), finish_reason=row.finish_reason,
+                                          prompt_tokens=int(mask.sum()), completion_tokens=len(row.tokens)))
         return completions
 
     def _eos_ids(self) -> set[int]:

@@ -126,6 +126,24 @@ class TrailingColon(Rule):
         return None
 
 
+class FormatLeak(Rule):
+    """A scaffold marker (`Output:`, `Class label:`...) inside a field means the reply broke the example format:
+    two examples ran together, or the model echoed the template. Such a field is not clean data."""
+
+    name = "format_leak"
+
+    def __init__(self, markers: list[str]):
+        alternatives = "|".join(re.escape(m.rstrip(":")) for m in markers)
+        self.pattern = re.compile(rf"(?:^|\n|\s)\**(?:{alternatives})\s*:", re.IGNORECASE)
+
+    def check(self, record: Record) -> str | None:
+        for field in ("input", "output"):
+            found = self.pattern.search(getattr(record, field))
+            if found:
+                return f"{field} contains the scaffold marker {found.group(0).strip()!r}"
+        return None
+
+
 def conflicting_outputs(records: list[Record]) -> dict[int, str]:
     """Group rule: one input with different outputs is ambiguous, so every instance with that input goes."""
     outputs: dict[str, set[str]] = defaultdict(set)

@@ -1,0 +1,90 @@
+"""A batched sampling loop that drops finished rows.
+
+`model.generate` keeps every row of a batch in the forward pass until the longest one ends; with a small model
+that often loops to the token limit, most decode steps are spent on rows that already finished. This loop removes a
+row from the batch (and its KV cache) the moment it ends (end-of-turn token, stop string, or token budget), so
+each step costs only the rows still writing. Sampling follows the usual order: presence/frequency penalty on the
+logits (OpenAI's additive rule over generated tokens), then temperature, then top-p; temperature 0 is greedy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import DynamicCache
+
+
+@dataclass
+class Row:
+    tokens: list[int]
+    finish_reason: str  # "stop" (end token or stop string) or "length"
+    ended_by_token: bool
+
+
+def _top_p(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    if top_p >= 1.0:
+        return probs
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    outside = sorted_probs.cumsum(-1) - sorted_probs >= top_p  # keep tokens until their mass reaches top_p
+    sorted_probs = sorted_probs.masked_fill(outside, 0.0)
+    return torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+
+
+def penalize(logits: torch.Tensor, counts: torch.Tensor, presence: float, frequency: float) -> torch.Tensor:
+    """OpenAI's rule: logit -= presence * [token generated before] + frequency * (times generated)."""
+    if not (presence or frequency):
+        return logits
+    return logits - frequency * counts - presence * (counts > 0).float()
+
+
+def _pick(logits, counts, sampling) -> torch.Tensor:
+    logits = penalize(logits, counts, sampling.presence_penalty, sampling.frequency_penalty)
+    if sampling.temperature <= 0:
+        return logits.argmax(-1)
+    probs = _top_p(torch.softmax(logits / sampling.temperature, dim=-1), sampling.top_p)
+    return torch.multinomial(probs, 1).squeeze(-1)
+
+
+@torch.inference_mode()
+def sample_batch(model, tokenizer, encoded, sampling, end_ids: set[int]) -> list[Row]:
+    """Decode every row of a left-padded batch; returns each row's new tokens (end token included) and finish."""
+    ids, mask = encoded["input_ids"], encoded["attention_mask"]
+    positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+    cache = DynamicCache(config=model.config)
+    # logits_to_keep=1: only the last position's logits are needed (all of them would be batch x length x vocab).
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                   use_cache=True, logits_to_keep=1).logits[:, -1, :].float()
+    next_position = positions[:, -1] + 1
+    alive = list(range(ids.shape[0]))  # original row of each batch position
+    counts = torch.zeros_like(logits)
+    rows: list[Row | None] = [None] * ids.shape[0]
+    tokens: list[list[int]] = [[] for _ in alive]
+    window = max((len(s) for s in sampling.stop), default=0) + 8  # tokens enough to hold any stop string
+    for _ in range(sampling.max_tokens):
+        chosen = _pick(logits, counts, sampling)
+        counts[torch.arange(len(alive)), chosen] += 1
+        keep = []
+        for position, (row, token) in enumerate(zip(alive, chosen.tolist(), strict=True)):
+            tokens[row].append(token)
+            if token in end_ids:
+                rows[row] = Row(tokens[row], "stop", True)
+            elif sampling.stop and any(s in tokenizer.decode(tokens[row][-window:]) for s in sampling.stop):
+                rows[row] = Row(tokens[row], "stop", False)
+            elif len(tokens[row]) >= sampling.max_tokens:
+                rows[row] = Row(tokens[row], "length", False)
+            else:
+                keep.append(position)
+        if not keep:
+            break
+        if len(keep) < len(alive):  # drop finished rows from everything the next step touches
+            index = torch.tensor(keep)
+            for layer in cache.layers:
+                layer.batch_select_indices(index)
+            mask, next_position, counts, chosen = mask[index], next_position[index], counts[index], chosen[index]
+            alive = [alive[p] for p in keep]
+        mask = torch.cat([mask, mask.new_ones(len(alive), 1)], dim=-1)
+        logits = model(input_ids=chosen[:, None], attention_mask=mask, position_ids=next_position[:, None],
+                       past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1, :].float()
+        next_position = next_position + 1
+    return rows  # type: ignore[return-value]
