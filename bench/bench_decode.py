@@ -39,14 +39,18 @@ def workload(count: int) -> list[list[dict]]:
     return prompts
 
 
+def batches(backend: LocalBackend, texts: list[str], batch_size: int):
+    for start in range(0, len(texts), batch_size):
+        yield backend.tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
+                                add_special_tokens=False)
+
+
 def with_generate(backend: LocalBackend, texts: list[str], sampling: Sampling, batch_size: int) -> int:
     tokens = 0
-    for start in range(0, len(texts), batch_size):
-        encoded = backend.tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
-                                    add_special_tokens=False)
+    sample = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": None} \
+        if sampling.temperature > 0 else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    for encoded in batches(backend, texts, batch_size):
         with torch.inference_mode():
-            sample = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": None} \
-                if sampling.temperature > 0 else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
             out = backend.model.generate(**encoded, max_new_tokens=sampling.max_tokens,
                                          pad_token_id=backend.tokenizer.pad_token_id, **sample)
         new = out[:, encoded["input_ids"].shape[1]:]
@@ -55,13 +59,8 @@ def with_generate(backend: LocalBackend, texts: list[str], sampling: Sampling, b
 
 
 def with_sprout(backend: LocalBackend, texts: list[str], sampling: Sampling, batch_size: int) -> int:
-    tokens = 0
-    for start in range(0, len(texts), batch_size):
-        encoded = backend.tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
-                                    add_special_tokens=False)
-        tokens += sum(len(r.tokens) for r in sample_batch(backend.model, backend.tokenizer, encoded, sampling,
-                                                           backend._eos_ids()))
-    return tokens
+    return sum(len(row.tokens) for encoded in batches(backend, texts, batch_size)
+               for row in sample_batch(backend.model, backend.tokenizer, encoded, sampling, backend._eos_ids()))
 
 
 def timed(label: str, fn) -> float:
