@@ -36,4 +36,5 @@ clean:
 	rm -rf out
 
 bench: setup
+	$(BIN)/python bench/dedup.py
 	$(BIN)/python bench/bench_decode.py

@@ -69,6 +69,61 @@ def data(
     print_summary(summary, Console())
 
 
+@app.command()
+def dedup(
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help=".txt (one per line), .jsonl or .json array")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where the kept rows go (same format as INPUT).")],
+    threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Drop if ROUGE-L F > this.")] = 0.7,
+    field: Annotated[str | None, typer.Option(help="JSON field to compare (default: instruction).")] = None,
+    tokenizer: Annotated[str, typer.Option(help="rouge (as rouge-score) or unicode (for non-Latin text).")] = "rouge",
+) -> None:
+    """Greedy ROUGE-L near-duplicate removal in file order, with exactly rouge-score's decisions."""
+    from sprout.run_filter import run_dedup
+
+    try:
+        if tokenizer not in ("rouge", "unicode"):
+            raise UserError(f"--tokenizer {tokenizer!r}: use rouge or unicode.")
+        result = run_dedup(input_path, out, threshold, field, tokenizer)
+    except UserError as error:
+        _fail(error)
+    print(f"read {result['read']}, kept {result['kept']}, dropped {result['dropped']} "
+          f"(ROUGE-L > {threshold}) in {result['seconds']:.2f} s -> {result['output']}; dropped: {result['rejects']}")
+
+
+@app.command("filter")
+def filter_(
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="Records or Alpaca rows (.jsonl / .json).")],
+    config: Annotated[Path, typer.Option("--config", "-c")] = Path("configs/filter.yaml"),
+    set_: Annotated[list[str], typer.Option("--set", help="Override a config key: KEY=VALUE.")] = [],  # noqa: B006
+) -> None:
+    """Run the whole filter stage over an existing dataset: kept rows, rejects with reasons, and the report."""
+    from sprout.config import load_config
+    from sprout.run_filter import FilterRunConfig, run_filter
+    from sprout.summary import print_summary
+
+    try:
+        summary = run_filter(input_path, load_config(config, set_, model=FilterRunConfig),
+                             log=lambda message: console.print(message))
+    except UserError as error:
+        _fail(error)
+    print_summary(summary, Console())
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A run directory (holds report.json).")]) -> None:
+    """Regenerate a run's report: report.json (enriched), report.md and a self-contained report.html."""
+    from sprout.report import write_reports
+
+    try:
+        if not (run_dir / "report.json").is_file():
+            raise UserError(f"{run_dir}: no report.json here; pass a run directory such as out/data.")
+        paths = write_reports(run_dir)
+    except UserError as error:
+        _fail(error)
+    for path in paths:
+        print(path)
+
+
 @seeds_app.command("check")
 def seeds_check(paths: Annotated[list[Path], typer.Argument(help="Seed files (JSONL or JSON array).")]) -> None:
     """Validate seed files: every bad line is listed as file:line; exit 2 if any."""

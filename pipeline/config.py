@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from sprout.errors import UserError
 
@@ -53,15 +53,58 @@ class GeneratorsConfig(Strict):
 
 BLACKLIST = ["image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps",
              "draw", "plot", "go to", "video", "audio", "music", "flowchart", "diagram"]
+SCAFFOLD = ["#The Given Prompt#", "#Rewritten Prompt#", "#Created Prompt#", "given prompt", "rewritten prompt",
+            "created prompt"]
+REFUSALS = ["sorry", "as an AI", "as a language model", "I cannot", "I can't", "I am unable", "I'm unable",
+            "I apologize", "I won't be able"]
+# Rule names per level; filters/build.py makes each one. Order here is the default order: cheap first.
+TASK_RULES = ["word_count", "blacklist", "banned_prefix", "leading_char", "scaffold_copy", "rouge_l"]
+INSTANCE_RULES = ["max_instances", "conflicting_outputs", "duplicate_instance", "empty_output", "input_equals_output",
+                  "trailing_colon", "format_leak", "input_length", "output_length", "refusal", "punct_stopwords_only",
+                  "exact_duplicate"]
+KNOWN_RULES = set(TASK_RULES) | set(INSTANCE_RULES)
+
+
+def _known_rules(names: list[str]) -> list[str]:
+    unknown = [n for n in names if n not in KNOWN_RULES]
+    if unknown:
+        raise ValueError(f"unknown rule(s) {unknown}; valid rules: {', '.join(sorted(KNOWN_RULES))}")
+    return names
+
+
+RuleList = Annotated[list[str], AfterValidator(_known_rules)]
+
+
+class JudgeConfig(Strict):
+    """An LLM-judge rule: the prompt (under prompts/), which verdict words keep or drop, and its own model."""
+
+    name: str
+    prompt: str
+    stage: Literal["tasks", "instances"] = "instances"
+    keep: list[str] | None = None  # default: the prompt file's `verdicts.keep`
+    drop: list[str] | None = None
+    backend: BackendConfig | None = None  # default: the run's backend
+    sampling: SamplingConfig = SamplingConfig(temperature=0.0, max_tokens=8)
 
 
 class FilterConfig(Strict):
+    task_rules: RuleList = Field(default_factory=lambda: list(TASK_RULES))
+    instance_rules: RuleList = Field(default_factory=lambda: list(INSTANCE_RULES))
     min_words: int = Field(4, ge=0, description="keep instructions with more than 3 words")
     max_words: int = Field(150, gt=0)
+    input_max_words: int = Field(1000, gt=0)
+    output_min_words: int = Field(1, ge=0)
+    output_max_words: int = Field(1000, gt=0)
     blacklist: list[str] = Field(default_factory=lambda: list(BLACKLIST))
     banned_prefixes: list[str] = Field(default_factory=lambda: ["Write a program"])
-    rouge_l_threshold: float = Field(0.7, ge=0, le=1)
     format_markers: list[str] = Field(default_factory=lambda: ["Input:", "Output:", "Class label:", "Task:"])
+    scaffold_phrases: list[str] = Field(default_factory=lambda: list(SCAFFOLD))
+    refusal_phrases: list[str] = Field(default_factory=lambda: list(REFUSALS))
+    refusal_max_words: int = Field(80, gt=0, description="a refusal phrase drops outputs shorter than this")
+    rouge_l_threshold: float = Field(0.7, ge=0, le=1)
+    rouge_tokenizer: Literal["rouge", "unicode"] = "rouge"
+    max_instances_per_task: int = Field(5, gt=0)
+    judges: list[JudgeConfig] = Field(default_factory=list)
 
 
 class DataConfig(Strict):

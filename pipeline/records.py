@@ -63,10 +63,11 @@ class Rejection(BaseModel):
     rule: str
     reason: str
     record: Record
+    score: float | None = None  # e.g. the ROUGE-L score against the most similar accepted instruction
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"rule": self.rule, "reason": self.reason,
-             "record": self.record.model_dump(mode="json", exclude_none=True)},
-            ensure_ascii=False,
-        )
+        row = {"rule": self.rule, "reason": self.reason}
+        if self.score is not None:
+            row["score"] = self.score
+        row["record"] = self.record.model_dump(mode="json", exclude_none=True)
+        return json.dumps(row, ensure_ascii=False)

@@ -11,45 +11,17 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from sprout.backends.base import Usage
 from sprout.backends.cache import CachedBackend
-from sprout.config import DataConfig, FilterConfig, dump_resolved
+from sprout.config import BackendConfig, DataConfig, dump_resolved
 from sprout.errors import UserError
-from sprout.filters.rules import (
-    GROUP_RULES,
-    BannedPrefix,
-    Blacklist,
-    EmptyOutput,
-    FormatLeak,
-    InputEqualsOutput,
-    LeadingCharacter,
-    RougeDedup,
-    TrailingColon,
-    WordCount,
-)
-from sprout.filters.stage import FilterStage
+from sprout.filters.build import build_filters
 from sprout.generators.self_instruct import SelfInstruct
 from sprout.jsonl import ResumableJsonl, atomic_write
-from sprout.seeds import SeedTask, load_seeds
+from sprout.report import write_reports
+from sprout.seeds import load_seeds
 
 OUTPUTS = ("examples.jsonl", "rejected.jsonl", "report.json", "config.yaml")
-
-
-@dataclass
-class Filters:
-    """The shared stage, in two levels: new instructions, then the instances written for accepted ones."""
-
-    tasks: FilterStage
-    instances: FilterStage
-
-
-def build_filters(config: FilterConfig, seeds: list[SeedTask]) -> Filters:
-    dedup = RougeDedup(config.rouge_l_threshold)
-    for instruction in dict.fromkeys(s.instruction for s in seeds):
-        dedup.index.add(instruction)
-    task_rules = [WordCount(config.min_words, config.max_words), Blacklist(config.blacklist),
-                  BannedPrefix(config.banned_prefixes), LeadingCharacter(), dedup]  # cheap first, ROUGE-L last
-    instance_rules = [EmptyOutput(), InputEqualsOutput(), TrailingColon(), FormatLeak(config.format_markers)]
-    return Filters(FilterStage("tasks", task_rules), FilterStage("instances", instance_rules, GROUP_RULES))
 
 
 @dataclass
@@ -63,6 +35,7 @@ class RunSummary:
     batches: int = 0
     seconds: float = 0.0
     stages: dict = field(default_factory=dict)
+    histograms: dict = field(default_factory=dict)
     usage: dict = field(default_factory=dict)
     stopped_early: bool = False
 
@@ -80,17 +53,58 @@ def prepare_run_dir(config: DataConfig, force: bool) -> None:
     atomic_write(recorded, dump_resolved(config))
 
 
-def run_data(config: DataConfig, force: bool = False, progress=None, log=print) -> RunSummary:
-    from sprout.backends.local import LocalBackend
-    from sprout.model_store import resolve_model
+def histogram(scores: list[float], bins: int = 20) -> dict[str, list]:
+    counts = [0] * bins
+    for score in scores:
+        counts[min(int(score * bins), bins - 1)] += 1
+    return {"edges": [round(i / bins, 4) for i in range(bins + 1)], "counts": counts}
 
+
+class Backends:
+    """The run's backend and any other model a judge asks for, each loaded once, all on the one response cache."""
+
+    def __init__(self, main: BackendConfig, cache: Path, log):
+        from sprout.model_store import resolve_model
+
+        self.cache, self.log = cache, log
+        self.model_dirs = {main.model: resolve_model(main.model, log=log)}  # fail fast, before anything is written
+        self.main_config = main
+        self.open: dict[BackendConfig, CachedBackend] = {}
+
+    def resolve(self, configs: list[BackendConfig]) -> None:
+        from sprout.model_store import resolve_model
+
+        for c in configs:
+            self.model_dirs.setdefault(c.model, resolve_model(c.model, log=self.log))
+
+    def get(self, config: BackendConfig | None = None) -> CachedBackend:
+        from sprout.backends.local import LocalBackend
+
+        config = config or self.main_config
+        if config not in self.open:
+            local = LocalBackend(self.model_dirs[config.model], config.batch_size, config.threads, config.device)
+            self.open[config] = CachedBackend(local, self.cache)
+        return self.open[config]
+
+    def usage(self) -> dict:
+        total = Usage()
+        for backend in self.open.values():
+            total.merge(backend.usage)
+        return asdict(total)
+
+    def close(self) -> None:
+        for backend in self.open.values():
+            backend.close()
+
+
+def run_data(config: DataConfig, force: bool = False, progress=None, log=print) -> RunSummary:
     seeds = load_seeds(config.seeds)
-    model_dir = resolve_model(config.backend.model, log=log)
+    backends = Backends(config.backend, config.cache, log)
+    backends.resolve([j.backend for j in config.filters.judges if j.backend])
     prepare_run_dir(config, force)
     started = time.monotonic()
-    backend = CachedBackend(LocalBackend(model_dir, config.backend.batch_size, config.backend.threads,
-                                         config.backend.device), config.cache)
-    filters = build_filters(config.filters, seeds)
+    backend = backends.get()
+    filters = build_filters(config.filters, [s.instruction for s in seeds], backends.get)
     si_config = config.generators.self_instruct
     generator = SelfInstruct(si_config, seeds, backend, filters, config.seed)
     summary = RunSummary(str(config.out_dir), len(seeds), si_config.target)
@@ -119,10 +133,12 @@ def run_data(config: DataConfig, force: bool = False, progress=None, log=print) 
     finally:
         examples.close()
         rejected.close()
-        backend.close()
+        backends.close()
     summary.seconds = round(time.monotonic() - started, 1)
     summary.stages = {name: asdict(getattr(filters, name).counts) for name in ("tasks", "instances")}
-    summary.usage = asdict(backend.usage)
+    summary.histograms = {"rouge_l": histogram(filters.rouge_scores())}
+    summary.usage = backends.usage()
     atomic_write(Path(config.out_dir) / "report.json", json.dumps(asdict(summary), indent=2) + "\n")
+    write_reports(Path(summary.out_dir))  # report.md and report.html beside it
     return summary
 

@@ -13,8 +13,9 @@ def _pct(part: int, whole: int) -> str:
 
 
 def print_summary(summary: RunSummary, console: Console) -> None:
-    head = (f"[bold]sprout data[/] — {summary.new_tasks}/{summary.target} new tasks, {summary.examples} examples, "
-            f"{summary.rejected} rejected, {summary.batches} batches, {summary.seconds:.0f} s")
+    grown = f"{summary.new_tasks}/{summary.target} new tasks, " if summary.target else ""
+    head = (f"[bold]sprout[/] — {grown}{summary.examples} examples, {summary.rejected} rejected, "
+            f"{summary.batches} batches, {summary.seconds:.0f} s")
     if summary.stopped_early:
         head += " [yellow](stopped at max_batches)[/]"
     console.print(head)
@@ -29,8 +30,9 @@ def print_summary(summary: RunSummary, console: Console) -> None:
                       _pct(counts["accepted"], counts["entered"]), end_section=True)
     console.print(table)
     usage = summary.usage
-    console.print(f"Model calls: {usage['calls']} new, {usage['cache_hits']} from cache · tokens in/out: "
-                  f"{usage['prompt_tokens']}/{usage['completion_tokens']} new, "
-                  f"{usage['cached_prompt_tokens']}/{usage['cached_completion_tokens']} cached")
-    console.print(f"Outputs: {summary.out_dir}/examples.jsonl · {summary.out_dir}/rejected.jsonl · "
-                  f"{summary.out_dir}/report.json")
+    if usage:  # a `sprout filter` run without judges calls no model
+        console.print(f"Model calls: {usage['calls']} new, {usage['cache_hits']} from cache · tokens in/out: "
+                      f"{usage['prompt_tokens']}/{usage['completion_tokens']} new, "
+                      f"{usage['cached_prompt_tokens']}/{usage['cached_completion_tokens']} cached")
+    console.print(f"Outputs: {summary.out_dir}/examples.jsonl · rejected.jsonl · report.json · report.md · "
+                  "report.html")

@@ -15,7 +15,7 @@ from tests.conftest import REPO, write
 
 def sprout(*args, cwd=REPO, env=None):
     return subprocess.run([sys.executable, "-m", "sprout", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=300)
+                          env={**os.environ, **(env or {})}, timeout=1200)  # a hang guard, not a timing
 
 
 def test_seeds_check_ok_prints_counts():

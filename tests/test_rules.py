@@ -2,22 +2,27 @@ import pytest
 from rouge_score import rouge_scorer
 
 from sprout.config import FilterConfig
+from sprout.filters.build import build_filters
 from sprout.filters.rules import (
     BannedPrefix,
     Blacklist,
     EmptyOutput,
+    ExactDuplicate,
     FormatLeak,
     InputEqualsOutput,
     LeadingCharacter,
+    PunctStopwordsOnly,
+    Refusal,
     RougeDedup,
+    ScaffoldCopy,
     TrailingColon,
     WordCount,
     conflicting_outputs,
     duplicate_instances,
+    max_instances,
 )
 from sprout.filters.stage import FilterStage
 from sprout.records import Lineage, Record
-from sprout.run_data import build_filters
 
 LINEAGE = Lineage(generator="test")
 
@@ -27,12 +32,12 @@ def rec(instruction="Explain the water cycle briefly.", input="", output="ok"):
 
 
 @pytest.mark.parametrize(("instruction", "reason"), [
-    ("Too short here", "3 words; needs at least 4"),
+    ("Too short here", "instruction has 3 words; needs at least 4"),
     ("Four words are enough", None),
-    (" ".join(["word"] * 151), "151 words; allows at most 150"),
+    (" ".join(["word"] * 151), "instruction has 151 words; allows at most 150"),
 ])
 def test_word_count(instruction, reason):
-    assert WordCount(4, 150).check(rec(instruction)) == reason
+    assert WordCount("instruction", 4, 150, "word_count").check(rec(instruction)) == reason
 
 
 @pytest.mark.parametrize(("instruction", "reason"), [
@@ -52,14 +57,52 @@ def test_prefix_and_leading_character():
     assert LeadingCharacter().check(rec("Explain gravity to a child.")) is None
 
 
-def test_rouge_rule_agrees_with_rouge_score_at_the_threshold():
+def test_rouge_rule_agrees_with_rouge_score_at_the_threshold_and_reports_the_score():
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
     base = "a b c d e f g h i j"
-    rule = RougeDedup(0.7)
+    rule = RougeDedup(0.7, track_scores=True)
     rule.accepted(rec(base))
     for candidate in ["a b c d e f g x y z", "a b c d e f g h x y", "a b c d e f g h i j k l", "q r s t u v"]:
         score = scorer.score(base, candidate)["rougeL"].fmeasure
-        assert (rule.check(rec(candidate)) is not None) == (score > 0.7), (candidate, score)
+        verdict = rule.check(rec(candidate))
+        assert (verdict is not None) == (score > 0.7), (candidate, score)
+        if verdict:
+            assert verdict.score == score and repr(base) in verdict.reason
+    expected = [scorer.score(base, c)["rougeL"].fmeasure for c in ["a b c d e f g x y z", "a b c d e f g h x y",
+                                                                    "a b c d e f g h i j k l"]]
+    assert rule.scores == [*expected, 0.0]  # rouge-score's own floats, e.g. 0.8000000000000002
+
+
+def test_content_rules():
+    refusal = Refusal(FilterConfig().refusal_phrases, 80)
+    assert refusal.check(rec(output="I'm sorry, but I can't help with that.")) == \
+        "refusal phrase 'sorry' in a 8-word output"
+    assert refusal.check(rec(output="Sorry to hear that! " + "Here is a detailed plan. " * 20)) is None
+    assert refusal.check(rec(output="As an AI, I have no opinions.")) is not None
+    empty = PunctStopwordsOnly()
+    assert empty.check(rec(output="It is that, and that is it.")) == "output is only punctuation and stop words"
+    assert empty.check(rec(output="...!?")) is not None
+    assert empty.check(rec(output="Paris is the capital.")) is None
+    label = Record(instruction="Is it spam? Yes or No.", output="No", kind="classification", label="No",
+                   lineage=LINEAGE)
+    assert empty.check(label) is None  # a label may be a stop word
+    scaffold = ScaffoldCopy(FilterConfig().scaffold_phrases)
+    assert scaffold.check(rec("Rewrite the #Given Prompt# to be harder.")) == "mentions the scaffold 'given prompt'"
+    assert scaffold.check(rec("Rewrite this poem to be more cheerful.")) is None
+    assert scaffold.check(rec("Here is the rewritten prompt: explain tides.")) == \
+        "mentions the scaffold 'rewritten prompt'"
+    length = WordCount("output", 1, 5, "output_length")
+    assert length.check(rec(output="one two three four five six")) == "output has 6 words; allows at most 5"
+    dedup = ExactDuplicate()
+    dedup.accepted(rec(output="same"))
+    assert dedup.check(rec(output="same ")) == "exact duplicate of an accepted record"
+    assert dedup.check(rec(output="other")) is None
+
+
+def test_max_instances_per_task():
+    task = Lineage(generator="t", task_id="task-1")
+    records = [Record(instruction="Name a colour.", output=f"c{i}", lineage=task) for i in range(7)]
+    assert set(max_instances(5)(records)) == {5, 6}
 
 
 def test_instance_rules():
@@ -79,7 +122,7 @@ def test_instance_rules():
 
 
 def test_stage_is_greedy_in_order_counts_every_rule_and_keeps_the_unjudged_rest():
-    filters = build_filters(FilterConfig(), seeds=[])
+    filters = build_filters(FilterConfig(), [])
     candidates = [rec("Explain the water cycle to a child."), rec("Explain the water cycle to a child!"),
                   rec("Tiny"), rec("List three uses of copper wire."), rec("Name two rivers in Spain.")]
     accepted, rejected, rest = filters.tasks.run(candidates, limit=2)
@@ -91,6 +134,15 @@ def test_stage_is_greedy_in_order_counts_every_rule_and_keeps_the_unjudged_rest(
     assert counts.entered == 4 and counts.accepted == 2
     assert counts.rules["word_count"] == {"checked": 4, "dropped": 1}
     assert counts.rules["rouge_l"] == {"checked": 3, "dropped": 1}
+    assert rejected[0].score == 1.0  # the ROUGE score travels to rejected.jsonl
+
+
+def test_rule_order_is_configurable_and_unknown_rules_are_named(tmp_path):
+    config = FilterConfig(task_rules=["rouge_l", "word_count"])
+    filters = build_filters(config, [])
+    assert [r.name for r in filters.tasks.rules] == ["rouge_l", "word_count"]
+    with pytest.raises(ValueError, match="unknown rule.*'wordcount'.*valid rules: .*word_count"):
+        FilterConfig(task_rules=["wordcount"])
 
 
 def test_stage_group_rules_run_before_record_rules():

@@ -3,8 +3,8 @@ import re
 from sprout.backends.base import Completion
 from sprout.backends.cache import CachedBackend
 from sprout.config import FilterConfig, SelfInstructConfig
+from sprout.filters.build import build_filters
 from sprout.generators.self_instruct import SelfInstruct
-from sprout.run_data import build_filters
 from sprout.seeds import load_seeds
 from tests.conftest import REPO
 
@@ -27,7 +27,7 @@ def script(messages, sampling):
 def make(tmp_path, scripted, reply=script, **overrides):
     config = SelfInstructConfig(**{"requests_per_batch": 2, "tasks_per_batch": 4, **overrides})
     backend = CachedBackend(scripted(reply), tmp_path / "cache.sqlite")
-    filters = build_filters(FilterConfig(), SEEDS)
+    filters = build_filters(FilterConfig(), [s.instruction for s in SEEDS])
     return SelfInstruct(config, SEEDS, backend, filters, run_seed=1), backend, filters
 
 

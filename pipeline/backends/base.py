@@ -54,6 +54,15 @@ class Usage:
     cached_completion_tokens: int = 0
     by_generator: dict[str, dict[str, int]] = field(default_factory=dict)
 
+    def merge(self, other: Usage) -> None:
+        for name in ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "cached_prompt_tokens",
+                     "cached_completion_tokens"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for generator, counts in other.by_generator.items():
+            mine = self.by_generator.setdefault(generator, dict.fromkeys(counts, 0))
+            for key, value in counts.items():
+                mine[key] = mine.get(key, 0) + value
+
     def add(self, completion: Completion, generator: str) -> None:
         per = self.by_generator.setdefault(generator, {"calls": 0, "cache_hits": 0, "prompt_tokens": 0,
                                                        "completion_tokens": 0})

@@ -1,0 +1,80 @@
+"""Reading datasets users already have: plain text (one item a line), JSONL, or a JSON array; rows in sprout's
+Record form, Alpaca's (instruction, input, output) form, or any object with the field asked for.
+
+Every bad row is reported as `file:line: what is wrong`, all at once, before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from sprout.errors import UserError
+from sprout.jsonl import atomic_write
+from sprout.records import Lineage, Record
+from sprout.seeds import _describe, _iter_json_items, _read_text
+
+
+def read_rows(path: Path) -> tuple[str, list[tuple[int, object]]]:
+    """(format, [(line, row)]) where format is "txt", "jsonl" or "json"; txt rows are the stripped lines."""
+    path = Path(path)
+    text = _read_text(path)
+    if path.suffix == ".txt":
+        return "txt", [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    items = _iter_json_items(text)
+    problems = [f"{path}:{line}: {error}" for line, _, error in items if error]
+    if problems:
+        raise UserError(f"{len(problems)} unreadable row(s) in {path}; nothing was written:", problems)
+    return ("json" if text.lstrip().startswith("[") else "jsonl"), [(line, value) for line, value, _ in items]
+
+
+def field_texts(path: Path, rows: list[tuple[int, object]], field: str | None) -> list[str]:
+    if field is None:
+        return [str(row) for _, row in rows]
+    texts, problems = [], []
+    for line, row in rows:
+        value = row.get(field) if isinstance(row, dict) else None
+        if not isinstance(value, str):
+            fields = sorted(row) if isinstance(row, dict) else type(row).__name__
+            problems.append(f"{path}:{line}: no string field {field!r} (has: {fields})")
+        texts.append(value or "")
+    if problems:
+        raise UserError(f"{len(problems)} row(s) without {field!r}; pick the field with --field:", problems[:50])
+    return texts
+
+
+def write_rows(path: Path, fmt: str, rows: list[object]) -> None:
+    if fmt == "txt":
+        atomic_write(path, "".join(f"{row}\n" for row in rows))
+    elif fmt == "json":
+        atomic_write(path, json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
+    else:
+        atomic_write(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def read_records(path: Path) -> list[Record]:
+    """sprout records as they are; Alpaca rows become records whose lineage says where they came from."""
+    _, rows = read_rows(path)
+    records, problems = [], []
+    for line, row in rows:
+        try:
+            if not isinstance(row, dict):
+                raise ValueError(f"expected a JSON object, got {type(row).__name__}")
+            if "lineage" in row:
+                records.append(Record.model_validate(row))
+            else:
+                alpaca = {k: row.get(k, "") for k in ("instruction", "input", "output")}
+                if not isinstance(alpaca["instruction"], str) or not alpaca["instruction"].strip():
+                    raise ValueError("instruction: missing or empty")
+                # No task id: rows sharing an instruction are one task (max_instances, conflicting outputs).
+                source = Lineage(generator="input", operation=f"{Path(path).name}:{line}")
+                records.append(Record(**alpaca, lineage=source))
+        except ValidationError as exc:
+            problems.append(f"{path}:{line}: {_describe(exc)}")
+        except ValueError as exc:
+            problems.append(f"{path}:{line}: {exc}")
+    if problems:
+        raise UserError(f"{len(problems)} bad row(s) in {path}; nothing was written:", problems[:50])
+    return records

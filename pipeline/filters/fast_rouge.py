@@ -1,0 +1,236 @@
+"""Exact ROUGE-L near-duplicate index: the same keep/drop decisions as `rouge-score`, orders of magnitude faster.
+
+`rouge.RougeIndex` scores a text against every accepted text with `rouge_scorer.RougeScorer(["rougeL"])`: a
+pure-Python O(m*n) DP per pair, against the whole pool. This index gives bit-for-bit the same scores and decisions:
+
+* the same tokens (rouge-score's default tokenizer, no stemmer), mapped once per text to integer ids;
+* the same LCS length, computed in C by rapidfuzz on the id sequences (each id encoded as one code point of a str,
+  the fastest input rapidfuzz takes);
+* the same float formula, in the same operation order: P = lcs/len(prediction), R = lcs/len(target),
+  F = 2*P*R/(P+R) — so a score that is 0.7000000000000001 in rouge-score is that here too, and `> threshold` agrees.
+
+It is fast because almost no pair is scored. A pair's LCS is at most its shared-token (multiset) overlap, and at most
+the shorter length; F(lcs) is monotone in lcs for fixed lengths, in floats as in exact arithmetic (consecutive lcs
+values differ by a relative 1/lcs, far above float rounding), so F(bound) <= threshold proves F(lcs) <= threshold
+and the pair is skipped. Candidates come from an inverted index token -> entries, and only from the query's rarest
+tokens (prefix filtering): if a pair's overlap can reach at most `hidden` without any of those tokens, and
+F(hidden) <= threshold, an entry that shares none of them cannot exceed the threshold. Frequent tokens ("the", "a")
+are thus never looked up for a threshold query. Survivors of the bound are scored in one rapidfuzz `cdist` call.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from array import array
+from collections import Counter
+from functools import lru_cache
+
+import numpy as np
+from rapidfuzz import process
+from rapidfuzz.distance import LCSseq
+
+__all__ = ["FastRougeIndex", "dedup_greedy", "rouge_l", "tokenize"]
+
+# rouge-score lowercases, turns every run of non-[a-z0-9] into a space and splits: exactly the [a-z0-9] runs.
+_ROUGE_WORD = re.compile(r"[a-z0-9]+")
+# Han (with extensions and compatibility ideographs), Hiragana, Katakana, Hangul: one token per character, since
+# these scripts do not put spaces between words.
+_CJK = "\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_CJK += "\U00020000-\U0003134f"
+
+
+@lru_cache(maxsize=1)
+def _unicode_word_re() -> re.Pattern[str]:
+    # Python's \w has no combining marks, so a Devanagari or Thai vowel sign would split a word in two; let marks
+    # continue a word. Built on first use (a scan of the code points) so that rouge mode never pays for it.
+    marks = "".join(chr(c) for c in range(0x300, 0x1F000) if unicodedata.category(chr(c))[0] == "M")
+    return re.compile(rf"[{_CJK}]|[^\W_{_CJK}](?:[^\W_{_CJK}]|[{marks}])*")
+
+
+def tokenize(text: str, mode: str = "rouge") -> list[str]:
+    """Tokens as the index sees them.
+
+    "rouge": rouge-score's default tokenizer, exactly — so non-Latin text (Chinese, Russian, ...) has no tokens,
+    scores 0 against everything and is never deduplicated, as with the reference.
+    "unicode": a deliberate, opt-in departure for non-Latin data — NFKC, casefold, words of Unicode letters and
+    digits (with their combining marks), and each CJK/Hiragana/Katakana/Hangul character a token of its own.
+    """
+    if mode == "rouge":
+        return _ROUGE_WORD.findall(text.lower())
+    if mode == "unicode":
+        return _unicode_word_re().findall(unicodedata.normalize("NFKC", text).casefold())
+    raise ValueError(f"unknown tokenizer mode {mode!r}; use 'rouge' or 'unicode'")
+
+
+def _char(i: int) -> str:
+    # One code point per token id for rapidfuzz, stepping over the surrogates, which are not characters.
+    return chr(i if i < 0xD800 else i + 0x800)
+
+
+def _fmeasure(lcs: int, target_len: int, prediction_len: int) -> float:
+    # rouge_scorer._score_lcs and scoring.fmeasure, the same float operations in the same order.
+    if not lcs:
+        return 0.0
+    precision, recall = lcs / prediction_len, lcs / target_len
+    return 2 * precision * recall / (precision + recall)
+
+
+def rouge_l(target: str, prediction: str, mode: str = "rouge") -> float:
+    """ROUGE-L F-measure of one pair, equal to `RougeScorer(["rougeL"]).score(target, prediction)` in rouge mode."""
+    a, b = tokenize(target, mode), tokenize(prediction, mode)
+    if not a or not b:
+        return 0.0
+    vocab: dict[str, int] = {}
+    enc = ["".join([_char(vocab.setdefault(t, len(vocab))) for t in toks]) for toks in (a, b)]
+    return _fmeasure(int(LCSseq.similarity(*enc)), len(a), len(b))
+
+
+@lru_cache(maxsize=4096)
+def _hidden(n: int, threshold: float) -> int:
+    """The largest overlap h such that every pair with LCS <= h, whatever the other length m, scores <= threshold.
+
+    For a fixed LCS h the score is highest when the other text is exactly the LCS (m = h: F = 2h/(h+n)); other
+    lengths are lower by a relative 1/(h+n) or more, far above float rounding, so checking m = h is enough
+    (tests check it against every m).
+    """
+    if threshold >= 1:
+        return n  # no pair scores above 1.0
+    h = min(n, int(threshold * n / (2 - threshold)) + 1)  # just above the exact solution of 2h/(h+n) = threshold
+    while h > 0 and _fmeasure(h, h, n) > threshold:
+        h -= 1
+    return h
+
+
+class FastRougeIndex:
+    """Texts accepted so far, queried for their highest ROUGE-L F against a new text (same contract as RougeIndex)."""
+
+    # chr() ends at U+10FFFF and skips the surrogates: past this many distinct tokens, sequences become id tuples.
+    _CHAR_IDS = 0x110000 - 0x800
+
+    def __init__(self, mode: str = "rouge") -> None:
+        tokenize("", mode)  # validates the mode
+        self.mode = mode
+        self._vocab: dict[str, int] = {}
+        self._postings: list[array] = [array("i")]  # token id -> entries holding it, ascending; id 0 = unseen token
+        self._chars = [_char(0)]  # token id -> its code point in the strings rapidfuzz compares
+        self._tuples = False
+        self._texts: list[str] = []
+        self._codes = np.empty(64, dtype=object)  # entry -> its id sequence, as rapidfuzz input
+        self._lengths = np.zeros(64, dtype=np.int64)  # entry -> token count
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    # -- building -------------------------------------------------------------------------------------------------
+
+    def add(self, text: str) -> None:
+        self._add_tokens(text, tokenize(text, self.mode))
+
+    def _add_tokens(self, text: str, tokens: list[str]) -> None:
+        vocab, postings = self._vocab, self._postings
+        ids = []
+        for tok in tokens:
+            i = vocab.get(tok)
+            if i is None:
+                i = vocab[tok] = len(postings)
+                postings.append(array("i"))
+                self._chars.append(_char(i) if i < self._CHAR_IDS else "")
+            ids.append(i)
+        if len(postings) > self._CHAR_IDS and not self._tuples:
+            self._tuples = True  # keeps every stored sequence in the same form, so equal ids stay equal to rapidfuzz
+            for k in range(len(self._texts)):
+                self._codes[k] = tuple(o if o < 0xD800 else o - 0x800 for o in map(ord, self._codes[k]))
+        k = len(self._texts)
+        if k == len(self._lengths):  # amortised doubling keeps the per-entry arrays numpy-indexable
+            self._codes = np.concatenate([self._codes, np.empty(k, dtype=object)])
+            self._lengths = np.concatenate([self._lengths, np.zeros(k, dtype=np.int64)])
+        for i in set(ids):
+            postings[i].append(k)
+        self._texts.append(text)
+        self._codes[k] = self._encode(ids)
+        self._lengths[k] = len(ids)
+
+    def _encode(self, ids: list[int]) -> str | tuple[int, ...]:
+        if self._tuples:
+            return tuple(ids)
+        chars = self._chars
+        return "".join([chars[i] for i in ids])
+
+    # -- querying -------------------------------------------------------------------------------------------------
+
+    def exceeds(self, text: str, threshold: float) -> tuple[float, str] | None:
+        """(highest score, its text) if some entry scores > threshold — earliest entry on ties — else None."""
+        hit = self._search(tokenize(text, self.mode), threshold)
+        return None if hit is None else (hit[0], self._texts[hit[1]])
+
+    def nearest(self, text: str) -> tuple[float, str | None]:
+        """Exact highest score over all entries and the first entry reaching it; (0.0, None) if none shares a token.
+
+        Branch and bound: a search above a threshold finds the true maximum whenever that maximum exceeds it, so try
+        high thresholds (cheap, pruned hard) before falling back to scoring everything that shares a token.
+        """
+        tokens = tokenize(text, self.mode)
+        for threshold in (0.6, 0.3, 0.0):
+            hit = self._search(tokens, threshold)
+            if hit is not None:
+                return hit[0], self._texts[hit[1]]
+        return 0.0, None
+
+    def _search(self, tokens: list[str], threshold: float) -> tuple[float, int] | None:
+        """(best score, first entry with it) among entries scoring > threshold, or None."""
+        if threshold < 0:
+            raise ValueError("threshold must be >= 0 (every pair scores >= 0)")
+        n = len(tokens)
+        if not n or not self._texts:
+            return None  # an empty text scores 0 against everything, as in rouge-score
+        vocab, postings = self._vocab, self._postings
+        ids = [vocab.get(tok, 0) for tok in tokens]  # unseen tokens -> 0, an id no entry holds
+        counts = Counter(ids)
+        counts.pop(0, None)
+        hidden = _hidden(n, threshold)
+        rest = sum(counts.values())  # overlap still reachable through tokens not (yet) looked up
+        if rest <= hidden:
+            return None
+        prefix = []
+        for i in sorted(counts, key=lambda i: len(postings[i])):  # rarest first: shortest posting lists
+            if rest <= hidden:
+                break
+            prefix.append(i)
+            rest -= counts[i]
+        # Every entry that can exceed the threshold holds a prefix token; count, per entry, the overlap through them
+        # (a token the query holds c times goes in c times: the entry's share of it is at most c). b"".join copies,
+        # so no buffer export outlives the call and the arrays can still grow.
+        hits = np.frombuffer(b"".join([postings[i] for i in prefix for _ in range(counts[i])]), dtype=np.intc)
+        cands, overlap = np.unique(hits, return_counts=True)
+        lengths = self._lengths[cands]
+        # Upper bound on LCS: prefix overlap + what the other tokens could add, and never more than either length.
+        bound = np.minimum(np.minimum(overlap + rest, lengths), n)
+        precision, recall = bound / n, bound / lengths
+        cands = cands[2 * precision * recall / (precision + recall) > threshold]
+        if not cands.size:
+            return None
+        # LCS <= hidden scores <= threshold, so rapidfuzz may give up on those (it reports 0 below score_cutoff).
+        lcs = process.cdist([self._encode(ids)], self._codes[cands], scorer=LCSseq.similarity, dtype=np.int32,
+                            score_cutoff=hidden + 1)[0]
+        keep = lcs > 0
+        cands, lcs = cands[keep], lcs[keep]
+        if not cands.size:
+            return None
+        precision, recall = lcs / n, lcs / self._lengths[cands]  # the entry is rouge-score's target, the query
+        scores = 2 * precision * recall / (precision + recall)  # its prediction, as RougeDedup calls it
+        best = int(np.argmax(scores))  # first maximum; cands ascend, so the earliest entry wins ties
+        if not scores[best] > threshold:
+            return None
+        return float(scores[best]), int(cands[best])
+
+
+def dedup_greedy(texts: list[str], threshold: float, mode: str = "rouge") -> list[int]:
+    """Indices of the texts kept by greedy dedup in order: a text is kept if no earlier KEPT text scores > threshold."""
+    index, kept = FastRougeIndex(mode), []
+    for k, text in enumerate(texts):
+        tokens = tokenize(text, mode)
+        if index._search(tokens, threshold) is None:
+            index._add_tokens(text, tokens)
+            kept.append(k)
+    return kept
