@@ -110,6 +110,47 @@ def filter_(
 
 
 @app.command()
+def evolve(
+    input_path: Annotated[Path, typer.Option("--input", "-i", help="Alpaca rows or sprout records to evolve.")],
+    rounds: Annotated[int | None, typer.Option(min=1, help="Evolution rounds (default: the config's).")] = None,
+    config: Annotated[Path, typer.Option("--config", "-c")] = Path("configs/evolve.yaml"),
+    set_: Annotated[list[str], typer.Option("--set", help="Override a config key: KEY=VALUE.")] = [],  # noqa: B006
+    force: Annotated[bool, typer.Option(help="Discard an existing run in out_dir made by another config.")] = False,
+) -> None:
+    """Evol-Instruct over an existing dataset: harder and rarer instructions, with the paper's elimination."""
+    from sprout.config import load_config
+    from sprout.run_evolve import EvolveRunConfig, run_evolve
+    from sprout.summary import print_summary
+
+    overrides = [*set_, f"input={input_path}", *([f"evol_instruct.rounds={rounds}"] if rounds else [])]
+    try:
+        cfg = load_config(config, overrides, model=EvolveRunConfig)
+        columns = (TextColumn("rounds"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task("evolve", total=cfg.evol_instruct.rounds)
+            summary = run_evolve(cfg, force=force, progress=lambda done, total: bar.update(task, completed=done),
+                                 log=bar.console.print)
+    except UserError as error:
+        _fail(error)
+    print_summary(summary, Console())
+
+
+@app.command()
+def show(
+    record_id: Annotated[str, typer.Argument(metavar="ID", help="A record id (a unique prefix is enough).")],
+    run: Annotated[Path, typer.Option(help="The run directory to look in.")] = Path("out/data"),
+) -> None:
+    """Print a record's family tree: its ancestors and everything evolved from it, with operation and round."""
+    from sprout.lineage_tree import family_tree
+
+    try:
+        lines = family_tree(run, record_id)
+    except UserError as error:
+        _fail(error)
+    print("\n".join(lines))
+
+
+@app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory (holds report.json).")]) -> None:
     """Regenerate a run's report: report.json (enriched), report.md and a self-contained report.html."""
     from sprout.report import write_reports

@@ -47,10 +47,6 @@ class SelfInstructConfig(Strict):
     instance_sampling: SamplingConfig = SamplingConfig(temperature=0.7, top_p=0.9, max_tokens=256)
 
 
-class GeneratorsConfig(Strict):
-    self_instruct: SelfInstructConfig = SelfInstructConfig()
-
-
 BLACKLIST = ["image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps",
              "draw", "plot", "go to", "video", "audio", "music", "flowchart", "diagram"]
 SCAFFOLD = ["#The Given Prompt#", "#Rewritten Prompt#", "#Created Prompt#", "given prompt", "rewritten prompt",
@@ -105,6 +101,37 @@ class FilterConfig(Strict):
     rouge_tokenizer: Literal["rouge", "unicode"] = "rouge"
     max_instances_per_task: int = Field(5, gt=0)
     judges: list[JudgeConfig] = Field(default_factory=list)
+
+
+EVOL_OPERATIONS = ["add_constraints", "deepen", "concretize", "increase_reasoning", "complicate_input", "breadth"]
+
+
+def _known_operations(weights: dict[str, float]) -> dict[str, float]:
+    unknown = sorted(set(weights) - set(EVOL_OPERATIONS))
+    if unknown:
+        raise ValueError(f"unknown operation(s) {unknown}; valid: {', '.join(EVOL_OPERATIONS)}")
+    if not any(w > 0 for w in weights.values()) or any(w < 0 for w in weights.values()):
+        raise ValueError("weights must be >= 0 with at least one > 0")
+    return weights
+
+
+class EvolInstructConfig(Strict):
+    """Evol-Instruct (Xu et al., 2023): in-depth and in-breadth evolution in rounds, with the paper's elimination."""
+
+    rounds: int = Field(4, gt=0)
+    per_round: int = Field(8, gt=0, description="instructions evolved per round (the rest wait their turn)")
+    operations: Annotated[dict[str, float], AfterValidator(_known_operations)] = Field(
+        default_factory=lambda: dict.fromkeys(EVOL_OPERATIONS, 1.0))
+    sampling: SamplingConfig = SamplingConfig(temperature=0.7, top_p=0.9, max_tokens=160)
+    response_sampling: SamplingConfig = SamplingConfig(temperature=0.7, top_p=0.9, max_tokens=256)
+    judge: JudgeConfig = JudgeConfig(name="equal", prompt="judge/evol_equal")
+    rules: RuleList = Field(default_factory=lambda: ["word_count", "scaffold_copy", "empty_output", "refusal",
+                                                     "punct_stopwords_only", "rouge_l"])
+
+
+class GeneratorsConfig(Strict):
+    self_instruct: SelfInstructConfig = SelfInstructConfig()
+    evol_instruct: EvolInstructConfig | None = None  # set it to evolve the grown tasks after Self-Instruct
 
 
 class DataConfig(Strict):

@@ -23,7 +23,8 @@ from sprout.jsonl import atomic_write
 TEMPLATES = Path(__file__).with_name("report_templates")
 EXAMPLES_PER_RULE = 3
 MAX_CHARS = 300  # per string in drop_examples: enough to see what went wrong, small enough for 100 rules
-DERIVED = ("funnel", "per_generator", "per_operation", "drop_examples", "totals", "unreadable_lines")
+DERIVED = ("funnel", "per_generator", "per_operation", "evolution", "drop_examples", "totals", "unreadable_lines")
+EVOLVING = "evol_instruct"  # the generator whose rounds build on each other: its report shows each round
 
 
 def build_report(run_dir: Path) -> dict:
@@ -44,11 +45,19 @@ def build_report(run_dir: Path) -> dict:
     unreadable: Counter[str] = Counter()
     accepted: Counter[str] = Counter()
     operations: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    evolution: dict[tuple[int, str], dict] = {}  # (round, operation) -> survived, eliminated by rule
+
+    def evolved(lineage: dict) -> dict:
+        key = (int(lineage.get("round") or 0), lineage.get("operation") or "unknown")
+        return evolution.setdefault(key, {"survived": 0, "eliminated": Counter()})
+
     for row in _read_jsonl(run_dir / "examples.jsonl", unreadable):
         lineage = _lineage(row)
         generator = lineage.get("generator") or "unknown"
         accepted[generator] += 1
         operations[generator][lineage.get("operation") or "unknown"] += 1
+        if generator == EVOLVING:
+            evolved(lineage)["survived"] += 1
 
     rejected: Counter[str] = Counter()
     rejected_by_rule: defaultdict[str, Counter[str]] = defaultdict(Counter)
@@ -59,6 +68,8 @@ def build_report(run_dir: Path) -> dict:
         generator = _lineage(record).get("generator") or "unknown"
         rejected[generator] += 1
         rejected_by_rule[generator][rule] += 1
+        if generator == EVOLVING:
+            evolved(_lineage(record))["eliminated"][rule] += 1
         kept = examples.setdefault(rule, [])
         if len(kept) < EXAMPLES_PER_RULE:  # the first ones in file order: the same report for the same run
             kept.append(_drop_example(row, record))
@@ -69,6 +80,10 @@ def build_report(run_dir: Path) -> dict:
         for name in sorted(set(accepted) | set(rejected))
     }
     report["per_operation"] = {name: _by_count(operations[name]) for name in sorted(operations)}
+    report["evolution"] = [
+        {"round": rnd, "operation": op, "attempted": row["survived"] + sum(row["eliminated"].values()),
+         "survived": row["survived"], "eliminated": _by_count(row["eliminated"])}
+        for (rnd, op), row in sorted(evolution.items())]
     # Rules in the order they ran, as in the funnel; rules only the JSONL knows (e.g. target_reached) after them.
     order = [rule for stage in stages.values() for rule in (stage.get("rules") or {})]
     ranked = sorted(examples, key=lambda rule: order.index(rule) if rule in order else len(order))

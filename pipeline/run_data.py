@@ -16,8 +16,10 @@ from sprout.backends.cache import CachedBackend
 from sprout.config import BackendConfig, DataConfig, dump_resolved
 from sprout.errors import UserError
 from sprout.filters.build import build_filters
+from sprout.generators.evol_instruct import make_evolver
 from sprout.generators.self_instruct import SelfInstruct
 from sprout.jsonl import ResumableJsonl, atomic_write
+from sprout.records import Record
 from sprout.report import write_reports
 from sprout.seeds import load_seeds
 
@@ -97,6 +99,29 @@ class Backends:
             backend.close()
 
 
+def _evolve_pool(config, grower, seeds, backends, examples, rejected, summary, log):
+    """Evol-Instruct over the tasks Self-Instruct grew (one example each), deduplicated against the seeds and
+    everything accepted; its survivors and eliminations land in the same files."""
+    evol = config.generators.evol_instruct
+    if evol is None:
+        return None
+    first_of_task: dict[str, Record] = {}
+    for record in grower.accepted_records:
+        first_of_task.setdefault(record.lineage.task_id, record)
+    sources = list(first_of_task.values())
+    evolver = make_evolver(evol, config.filters, sources, backends.get, config.seed,
+                           dedup_against=[s.instruction for s in seeds] + [r.instruction for r in sources])
+    for round_no in range(evol.rounds):
+        result = evolver.run_round(round_no)
+        examples.write([r.to_json() for r in result.records])
+        rejected.write([r.to_json() for r in result.rejections])
+        summary.examples += len(result.records)
+        summary.rejected += len(result.rejections)
+        log(f"Evol-Instruct round {round_no + 1}/{evol.rounds}: {len(result.records)} evolved, "
+            f"{len(result.rejections)} eliminated")
+    return evolver
+
+
 def run_data(config: DataConfig, force: bool = False, progress=None, log=print) -> RunSummary:
     seeds = load_seeds(config.seeds)
     backends = Backends(config.backend, config.cache, log)
@@ -130,13 +155,18 @@ def run_data(config: DataConfig, force: bool = False, progress=None, log=print) 
         leftovers = generator.drain_backlog(why)
         rejected.write([r.to_json() for r in leftovers])
         summary.rejected += len(leftovers)
+        evolutions = _evolve_pool(config, generator, seeds, backends, examples, rejected, summary, log)
     finally:
         examples.close()
         rejected.close()
         backends.close()
     summary.seconds = round(time.monotonic() - started, 1)
     summary.stages = {name: asdict(getattr(filters, name).counts) for name in ("tasks", "instances")}
-    summary.histograms = {"rouge_l": histogram(filters.rouge_scores())}
+    scores = filters.rouge_scores()
+    if evolutions:
+        summary.stages["evolutions"] = asdict(evolutions.stage.counts)
+        scores += [s for rule in evolutions.stage.rules if getattr(rule, "scores", None) for s in rule.scores]
+    summary.histograms = {"rouge_l": histogram(scores)}
     summary.usage = backends.usage()
     atomic_write(Path(config.out_dir) / "report.json", json.dumps(asdict(summary), indent=2) + "\n")
     write_reports(Path(summary.out_dir))  # report.md and report.html beside it

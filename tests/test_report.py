@@ -236,3 +236,25 @@ def test_html_report_in_headless_chromium(run_dir, tmp_path):
     for rule in [*STAGES["tasks"]["rules"], *STAGES["instances"]["rules"]]:
         assert f"<td>{rule}</td>" in funnel
     assert "<script" not in dom and "&lt;script&gt;alert(1)&lt;/script&gt;" in dom
+
+
+def test_evolution_rounds_are_reported_per_round_and_operation(tmp_path):
+    from sprout.report import build_report, write_reports
+
+    (tmp_path / "report.json").write_text(json.dumps({"out_dir": str(tmp_path), "stages": {}, "usage": {}}))
+
+    def record(rnd, op):
+        return {"instruction": f"x {rnd} {op}", "lineage": {"generator": "evol_instruct", "round": rnd,
+                                                             "operation": op, "parent_ids": ["p"]}}
+
+    examples = [record(0, "deepen"), record(0, "deepen"), record(1, "breadth")]
+    rejects = [{"rule": "judge:equal", "reason": "equal", "record": record(0, "deepen")},
+               {"rule": "refusal", "reason": "sorry", "record": record(1, "breadth")}]
+    (tmp_path / "examples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in examples))
+    (tmp_path / "rejected.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rejects))
+    assert build_report(tmp_path)["evolution"] == [
+        {"round": 0, "operation": "deepen", "attempted": 3, "survived": 2, "eliminated": {"judge:equal": 1}},
+        {"round": 1, "operation": "breadth", "attempted": 2, "survived": 1, "eliminated": {"refusal": 1}}]
+    write_reports(tmp_path)
+    assert "| 0 | deepen | 3 | 2 | judge:equal 1 |" in (tmp_path / "report.md").read_text()
+    assert 'id="evolution"' in (tmp_path / "report.html").read_text()

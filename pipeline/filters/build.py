@@ -48,13 +48,14 @@ class Filters:
                 if isinstance(rule, r.RougeDedup) and rule.scores for s in rule.scores]
 
 
-def build_judge(config: JudgeConfig, backend) -> JudgeRule:
+def build_judge(config: JudgeConfig, backend, context=None) -> JudgeRule:
     prompt = load_prompt(config.prompt)
     verdicts = prompt.meta.get("verdicts", {})
     return JudgeRule(config.name, prompt, backend,
                      Sampling(temperature=config.sampling.temperature, top_p=config.sampling.top_p,
                               max_tokens=config.sampling.max_tokens),
-                     drop=config.drop or verdicts.get("drop", []), keep=config.keep or verdicts.get("keep", []))
+                     drop=config.drop or verdicts.get("drop", []), keep=config.keep or verdicts.get("keep", []),
+                     context=context)
 
 
 def build_stage(name: str, rule_names: list[str], config: FilterConfig, judges: list[JudgeRule] = ()) -> FilterStage:

@@ -28,16 +28,19 @@ def parse_verdict(text: str, verdicts: list[str]) -> str | None:
 class JudgeRule:
     stateful = False
 
-    def __init__(self, name: str, prompt: Prompt, backend, sampling: Sampling, drop: list[str], keep: list[str]):
+    def __init__(self, name: str, prompt: Prompt, backend, sampling: Sampling, drop: list[str], keep: list[str],
+                 context=None):
         overlap = {v.lower() for v in drop} & {v.lower() for v in keep}
         if overlap:
             raise ValueError(f"verdicts both drop and keep: {sorted(overlap)}")
         self.name = f"judge:{name}"
         self.prompt, self.backend, self.sampling = prompt, backend, sampling
         self.drop, self.keep = drop, keep
+        self.context = context or (lambda record: {})  # extra prompt variables, e.g. Evol's parent instruction
 
     def check_batch(self, records: list[Record]) -> list[Drop | None]:
-        conversations = [self.prompt.render(record=record.model_dump(mode="json")) for record in records]
+        conversations = [self.prompt.render(record=record.model_dump(mode="json"), **self.context(record))
+                         for record in records]
         replies = self.backend.generate(conversations, self.sampling, generator=self.name)
         verdicts = []
         for (reply,) in replies:

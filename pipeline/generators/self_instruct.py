@@ -36,6 +36,7 @@ class SelfInstruct:
         self.prompts = {key: load_prompt(f"self_instruct/{key}")
                         for key in ("new_tasks", "is_classification", "input_first", "output_first")}
         self.machine_tasks: list[Record] = []
+        self.accepted_records: list[Record] = []  # every accepted instance, in order (Evol-Instruct's sources)
         self.backlog: list[Record] = []  # proposed instructions not judged yet, in proposal order
         rng = random.Random(f"{run_seed}:{NAME}:few-shot")
         by_kind = {flag: [s for s in seeds if s.is_classification == flag] for flag in (True, False)}
@@ -73,6 +74,7 @@ class SelfInstruct:
                 result.records += accepted
                 result.new_tasks.append(task)
         self.machine_tasks += result.new_tasks
+        self.accepted_records += result.records
         return result
 
     def drain_backlog(self, reason: str) -> list[Rejection]:
