@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sprout.errors import UserError
 
@@ -118,6 +118,9 @@ def _known_operations(weights: dict[str, float]) -> dict[str, float]:
 class EvolInstructConfig(Strict):
     """Evol-Instruct (Xu et al., 2023): in-depth and in-breadth evolution in rounds, with the paper's elimination."""
 
+    source: Literal["pool", "seeds", "file"] = Field(
+        "pool", description="in `sprout data`: the grown tasks, the seed tasks, or `input` (sprout evolve: --input)")
+    input: Path | None = None
     rounds: int = Field(4, gt=0)
     per_round: int = Field(8, gt=0, description="instructions evolved per round (the rest wait their turn)")
     operations: Annotated[dict[str, float], AfterValidator(_known_operations)] = Field(
@@ -127,6 +130,12 @@ class EvolInstructConfig(Strict):
     judge: JudgeConfig = JudgeConfig(name="equal", prompt="judge/evol_equal")
     rules: RuleList = Field(default_factory=lambda: ["word_count", "scaffold_copy", "empty_output", "refusal",
                                                      "punct_stopwords_only", "rouge_l"])
+
+    @model_validator(mode="after")
+    def _file_needs_input(self) -> EvolInstructConfig:
+        if self.source == "file" and self.input is None:
+            raise ValueError("source `file` needs `input: path/to/data.jsonl`")
+        return self
 
 
 class GeneratorsConfig(Strict):

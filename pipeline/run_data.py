@@ -14,6 +14,7 @@ from pathlib import Path
 from sprout.backends.base import Usage
 from sprout.backends.cache import CachedBackend
 from sprout.config import BackendConfig, DataConfig, dump_resolved
+from sprout.dataset_io import read_records
 from sprout.errors import UserError
 from sprout.filters.build import build_filters
 from sprout.generators.evol_instruct import make_evolver
@@ -105,10 +106,15 @@ def _evolve_pool(config, grower, seeds, backends, examples, rejected, summary, l
     evol = config.generators.evol_instruct
     if evol is None:
         return None
-    first_of_task: dict[str, Record] = {}
-    for record in grower.accepted_records:
-        first_of_task.setdefault(record.lineage.task_id, record)
-    sources = list(first_of_task.values())
+    if evol.source == "seeds":
+        sources = [seed.to_records()[0] for seed in seeds]
+    elif evol.source == "file":
+        sources = read_records(evol.input)  # already read once at the start, so a bad file failed early
+    else:  # the pool Self-Instruct grew: one example per task
+        first_of_task: dict[str, Record] = {}
+        for record in grower.accepted_records:
+            first_of_task.setdefault(record.lineage.task_id, record)
+        sources = list(first_of_task.values())
     evolver = make_evolver(evol, config.filters, sources, backends.get, config.seed,
                            dedup_against=[s.instruction for s in seeds] + [r.instruction for r in sources])
     for round_no in range(evol.rounds):
@@ -124,6 +130,9 @@ def _evolve_pool(config, grower, seeds, backends, examples, rejected, summary, l
 
 def run_data(config: DataConfig, force: bool = False, progress=None, log=print) -> RunSummary:
     seeds = load_seeds(config.seeds)
+    evol = config.generators.evol_instruct
+    if evol is not None and evol.source == "file":
+        read_records(evol.input)  # a bad file fails now, before any model work
     backends = Backends(config.backend, config.cache, log)
     backends.resolve([j.backend for j in config.filters.judges if j.backend])
     prepare_run_dir(config, force)

@@ -29,6 +29,20 @@ def test_every_operation_prompt_embeds_the_instruction_and_its_rules(operation):
         assert "10 to 20 words" in user
 
 
+def test_deepen_prompt_renders_exactly():
+    messages = load_prompt("evol/deepen").render(instruction="Explain photosynthesis.")
+    assert messages == [
+        {"role": "system", "content": "You make instructions for an assistant more demanding while keeping them "
+                                      "sensible and answerable by a person."},
+        {"role": "user", "content": "Rewrite the instruction below so it is harder to carry out. Method: widen and "
+                                    "deepen what it asks about, for\nexample causes, consequences, trade-offs or "
+                                    "related cases the answer must also cover.\nRules: add only 10 to 20 words. Keep "
+                                    "any table, code or other non-text part exactly as it is. Do not mention\nthese "
+                                    "directions or words like \"given prompt\" or \"rewritten prompt\". Reply with "
+                                    "only the new instruction:\nno preamble, no quotes, no labels.\n\nInstruction:\n"
+                                    "Explain photosynthesis."}]
+
+
 def test_equal_judge_prompt_and_verdicts():
     prompt = load_prompt("judge/evol_equal")
     assert prompt.meta["verdicts"] == {"keep": ["Not Equal"], "drop": ["Equal"]}
