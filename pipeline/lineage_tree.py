@@ -9,6 +9,8 @@ from pathlib import Path
 
 from sprout.errors import UserError
 
+EVOLVING = {"evol_instruct"}  # generators whose parent_ids[0] is the record a record was made from
+
 
 def load_run_records(run_dir: Path) -> dict[str, tuple[dict, str]]:
     """id -> (record, status) where status is "accepted" or "rejected: <rule>"; unreadable lines are skipped."""
@@ -40,8 +42,9 @@ def family_tree(run_dir: Path, record_id: str) -> list[str]:
         raise UserError(f"{what} in {run_dir} with an id starting {record_id!r}; give more of the id.")
     children = defaultdict(list)
     for rid, (record, _) in records.items():
-        for parent in record.get("lineage", {}).get("parent_ids", []):
-            children[parent].append(rid)
+        lineage = record.get("lineage", {})
+        if lineage.get("generator") in EVOLVING and lineage.get("parent_ids"):
+            children[lineage["parent_ids"][0]].append(rid)
 
     def describe(rid: str) -> str:
         if rid not in records:
@@ -52,12 +55,15 @@ def family_tree(run_dir: Path, record_id: str) -> list[str]:
         return f"{rid}  [{step}; {status}]  {record.get('instruction', '')[:100]!r}"
 
     chain, current = [], matches[0]
-    while True:  # walk up the first parent of each step (an evolution has one)
+    while True:  # walk up through evolution steps: an evolution's parent_ids[0] is what it was evolved from
         chain.append(current)
-        parents = records.get(current, ({}, ""))[0].get("lineage", {}).get("parent_ids", [])
-        if not parents or parents[0] in chain:
+        lineage = records.get(current, ({}, ""))[0].get("lineage", {})
+        # Other generators' parent_ids are the tasks their prompt showed (context), not ancestors: the tree's root.
+        if lineage.get("generator") not in EVOLVING or not lineage.get("parent_ids"):
             break
-        current = parents[0]
+        current = lineage["parent_ids"][0]
+        if current in chain:
+            break
     lines = [("  " * depth) + describe(rid) for depth, rid in enumerate(reversed(chain))]
 
     def descend(rid: str, depth: int) -> None:
