@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -190,6 +189,3 @@ def model_prepare() -> None:
         _fail(error)
     print(path)
 
-
-def run() -> None:  # pragma: no cover - console entry for `python -m sprout`
-    sys.exit(app())
