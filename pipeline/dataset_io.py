@@ -14,16 +14,16 @@ from pydantic import ValidationError
 from sprout.errors import UserError
 from sprout.jsonl import atomic_write
 from sprout.records import Lineage, Record
-from sprout.seeds import _describe, _iter_json_items, _read_text
+from sprout.seeds import describe_errors, iter_json_items, read_text
 
 
 def read_rows(path: Path) -> tuple[str, list[tuple[int, object]]]:
     """(format, [(line, row)]) where format is "txt", "jsonl" or "json"; txt rows are the stripped lines."""
     path = Path(path)
-    text = _read_text(path)
+    text = read_text(path)
     if path.suffix == ".txt":
         return "txt", [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-    items = _iter_json_items(text)
+    items = iter_json_items(text)
     problems = [f"{path}:{line}: {error}" for line, _, error in items if error]
     if problems:
         raise UserError(f"{len(problems)} unreadable row(s) in {path}; nothing was written:", problems)
@@ -72,7 +72,7 @@ def read_records(path: Path) -> list[Record]:
                 source = Lineage(generator="input", operation=f"{Path(path).name}:{line}")
                 records.append(Record(**alpaca, lineage=source))
         except ValidationError as exc:
-            problems.append(f"{path}:{line}: {_describe(exc)}")
+            problems.append(f"{path}:{line}: {describe_errors(exc)}")
         except ValueError as exc:
             problems.append(f"{path}:{line}: {exc}")
     if problems:

@@ -100,7 +100,30 @@ class Backends:
             backend.close()
 
 
-def _evolve_pool(config, grower, seeds, backends, examples, rejected, summary, log):
+def evolve_rounds(evolver, rounds: int, examples: ResumableJsonl, rejected: ResumableJsonl, summary: RunSummary,
+                  after_round=None) -> None:
+    """Run Evol-Instruct's rounds, appending survivors and eliminations to the run's files as each round ends."""
+    for round_no in range(rounds):
+        result = evolver.run_round(round_no)
+        examples.write([r.to_json() for r in result.records])
+        rejected.write([r.to_json() for r in result.rejections])
+        summary.examples += len(result.records)
+        summary.rejected += len(result.rejections)
+        if after_round:
+            after_round(round_no, result)
+
+
+def finish_run(summary: RunSummary, stages: dict, usage: dict, started: float) -> None:
+    """Counts, histogram, usage and time into report.json, then report.md and report.html beside it."""
+    summary.seconds = round(time.monotonic() - started, 1)
+    summary.stages = {name: asdict(stage.counts) for name, stage in stages.items()}
+    summary.histograms = {"rouge_l": histogram([s for stage in stages.values() for s in stage.rouge_scores()])}
+    summary.usage = usage
+    atomic_write(Path(summary.out_dir) / "report.json", json.dumps(asdict(summary), indent=2) + "\n")
+    write_reports(Path(summary.out_dir))
+
+
+def _evolve_pool(config, grower, seeds, file_sources, backends, examples, rejected, summary, log):
     """Evol-Instruct over the tasks Self-Instruct grew (one example each), deduplicated against the seeds and
     everything accepted; its survivors and eliminations land in the same files."""
     evol = config.generators.evol_instruct
@@ -109,7 +132,7 @@ def _evolve_pool(config, grower, seeds, backends, examples, rejected, summary, l
     if evol.source == "seeds":
         sources = [seed.to_records()[0] for seed in seeds]
     elif evol.source == "file":
-        sources = read_records(evol.input)  # already read once at the start, so a bad file failed early
+        sources = file_sources
     else:  # the pool Self-Instruct grew: one example per task
         first_of_task: dict[str, Record] = {}
         for record in grower.accepted_records:
@@ -117,22 +140,17 @@ def _evolve_pool(config, grower, seeds, backends, examples, rejected, summary, l
         sources = list(first_of_task.values())
     evolver = make_evolver(evol, config.filters, sources, backends.get, config.seed,
                            dedup_against=[s.instruction for s in seeds] + [r.instruction for r in sources])
-    for round_no in range(evol.rounds):
-        result = evolver.run_round(round_no)
-        examples.write([r.to_json() for r in result.records])
-        rejected.write([r.to_json() for r in result.rejections])
-        summary.examples += len(result.records)
-        summary.rejected += len(result.rejections)
-        log(f"Evol-Instruct round {round_no + 1}/{evol.rounds}: {len(result.records)} evolved, "
-            f"{len(result.rejections)} eliminated")
+    evolve_rounds(evolver, evol.rounds, examples, rejected, summary, lambda n, result: log(
+        f"Evol-Instruct round {n + 1}/{evol.rounds}: {len(result.records)} evolved, "
+        f"{len(result.rejections)} eliminated"))
     return evolver
 
 
 def run_data(config: DataConfig, force: bool = False, progress=None, log=print) -> RunSummary:
     seeds = load_seeds(config.seeds)
     evol = config.generators.evol_instruct
-    if evol is not None and evol.source == "file":
-        read_records(evol.input)  # a bad file fails now, before any model work
+    # Read an Evol input file now: a bad file fails before any model work.
+    file_sources = read_records(evol.input) if evol is not None and evol.source == "file" else []
     backends = Backends(config.backend, config.cache, log)
     backends.resolve([j.backend for j in config.filters.judges if j.backend])
     prepare_run_dir(config, force)
@@ -164,20 +182,14 @@ def run_data(config: DataConfig, force: bool = False, progress=None, log=print) 
         leftovers = generator.drain_backlog(why)
         rejected.write([r.to_json() for r in leftovers])
         summary.rejected += len(leftovers)
-        evolutions = _evolve_pool(config, generator, seeds, backends, examples, rejected, summary, log)
+        evolutions = _evolve_pool(config, generator, seeds, file_sources, backends, examples, rejected, summary, log)
     finally:
         examples.close()
         rejected.close()
         backends.close()
-    summary.seconds = round(time.monotonic() - started, 1)
-    summary.stages = {name: asdict(getattr(filters, name).counts) for name in ("tasks", "instances")}
-    scores = filters.rouge_scores()
+    stages = {"tasks": filters.tasks, "instances": filters.instances}
     if evolutions:
-        summary.stages["evolutions"] = asdict(evolutions.stage.counts)
-        scores += [s for rule in evolutions.stage.rules if getattr(rule, "scores", None) for s in rule.scores]
-    summary.histograms = {"rouge_l": histogram(scores)}
-    summary.usage = backends.usage()
-    atomic_write(Path(config.out_dir) / "report.json", json.dumps(asdict(summary), indent=2) + "\n")
-    write_reports(Path(summary.out_dir))  # report.md and report.html beside it
+        stages["evolutions"] = evolutions.stage
+    finish_run(summary, stages, backends.usage(), started)
     return summary
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 from pydantic import Field
@@ -12,9 +10,8 @@ from pydantic import Field
 from sprout.config import BackendConfig, EvolInstructConfig, FilterConfig, Strict
 from sprout.dataset_io import read_records
 from sprout.generators.evol_instruct import make_evolver
-from sprout.jsonl import ResumableJsonl, atomic_write
-from sprout.report import write_reports
-from sprout.run_data import Backends, RunSummary, histogram, prepare_run_dir
+from sprout.jsonl import ResumableJsonl
+from sprout.run_data import Backends, RunSummary, evolve_rounds, finish_run, prepare_run_dir
 
 
 class EvolveRunConfig(Strict):
@@ -36,29 +33,19 @@ def run_evolve(config: EvolveRunConfig, force: bool = False, progress=None, log=
     started = time.monotonic()
     generator = make_evolver(evol, config.filters, sources, backends.get, config.seed,
                              dedup_against=[r.instruction for r in sources])
-    stage = generator.stage
     summary = RunSummary(str(config.out_dir), seeds=len(sources), target=0)
     examples = ResumableJsonl(Path(config.out_dir) / "examples.jsonl")
     rejected = ResumableJsonl(Path(config.out_dir) / "rejected.jsonl")
+    def after_round(round_no, result):
+        summary.batches += 1
+        if progress:
+            progress(round_no + 1, evol.rounds)
+
     try:
-        for round_no in range(evol.rounds):
-            result = generator.run_round(round_no)
-            examples.write([r.to_json() for r in result.records])
-            rejected.write([r.to_json() for r in result.rejections])
-            summary.batches += 1
-            summary.examples += len(result.records)
-            summary.rejected += len(result.rejections)
-            if progress:
-                progress(round_no + 1, evol.rounds)
+        evolve_rounds(generator, evol.rounds, examples, rejected, summary, after_round)
     finally:
         examples.close()
         rejected.close()
         backends.close()
-    summary.seconds = round(time.monotonic() - started, 1)
-    summary.stages = {"evolutions": asdict(stage.counts)}
-    scores = [s for rule in stage.rules if getattr(rule, "scores", None) for s in rule.scores]
-    summary.histograms = {"rouge_l": histogram(scores)}
-    summary.usage = backends.usage()
-    atomic_write(Path(config.out_dir) / "report.json", json.dumps(asdict(summary), indent=2) + "\n")
-    write_reports(Path(config.out_dir))
+    finish_run(summary, {"evolutions": generator.stage}, backends.usage(), started)
     return summary

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 from pydantic import Field
@@ -14,8 +12,7 @@ from sprout.dataset_io import field_texts, read_records, read_rows, write_rows
 from sprout.filters.build import build_judges, build_stage
 from sprout.filters.fast_rouge import FastRougeIndex
 from sprout.jsonl import atomic_write
-from sprout.report import write_reports
-from sprout.run_data import Backends, RunSummary, histogram
+from sprout.run_data import Backends, RunSummary, finish_run
 
 
 class FilterRunConfig(Strict):
@@ -47,13 +44,7 @@ def run_filter(input_path: Path, config: FilterRunConfig, log=print) -> RunSumma
     atomic_write(out / "examples.jsonl", "".join(r.to_json() + "\n" for r in accepted))
     atomic_write(out / "rejected.jsonl", "".join(r.to_json() + "\n" for r in rejected))
     summary = RunSummary(str(out), seeds=0, target=0, examples=len(accepted), rejected=len(rejected))
-    summary.seconds = round(time.monotonic() - started, 1)
-    summary.stages = {"rows": asdict(stage.counts)}
-    scores = [s for rule in stage.rules if getattr(rule, "scores", None) for s in rule.scores]
-    summary.histograms = {"rouge_l": histogram(scores)}
-    summary.usage = backends.usage() if backends else {}
-    atomic_write(out / "report.json", json.dumps(asdict(summary), indent=2) + "\n")
-    write_reports(Path(summary.out_dir))  # report.md and report.html beside it
+    finish_run(summary, {"rows": stage}, backends.usage() if backends else {}, started)
     return summary
 
 

@@ -77,7 +77,7 @@ class SeedTask:
         ]
 
 
-def _describe(error: ValidationError) -> str:
+def describe_errors(error: ValidationError) -> str:
     parts = []
     for item in error.errors():
         where = ".".join(str(p) for p in item["loc"]) or "row"
@@ -88,7 +88,7 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _iter_json_items(text: str) -> list[tuple[int, object | None, str | None]]:
+def iter_json_items(text: str) -> list[tuple[int, object | None, str | None]]:
     """(line, value, error) for each item of a JSON array or each line of JSONL."""
     stripped = text.lstrip()
     if stripped.startswith("["):
@@ -136,7 +136,7 @@ def _parse_item(value: object, path: Path, line: int) -> SeedTask:
                     ((alpaca.input.strip(), alpaca.output.strip()),), False, source)
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
     if not path.exists():
         raise UserError(f"{path}: no such seed file. Check the path (seeds live under seeds/).")
     if path.is_dir():
@@ -154,11 +154,11 @@ def load_seeds(paths: list[Path]) -> list[SeedTask]:
     problems: list[str] = []
     for path in paths:
         try:
-            text = _read_text(Path(path))
+            text = read_text(Path(path))
         except UserError as exc:
             problems.append(exc.message)
             continue
-        items = _iter_json_items(text)
+        items = iter_json_items(text)
         if not items:
             problems.append(f"{path}: no seed tasks (the file is empty); add one JSON object per line.")
         for line, value, error in items:
@@ -168,7 +168,7 @@ def load_seeds(paths: list[Path]) -> list[SeedTask]:
             try:
                 tasks.append(_parse_item(value, Path(path), line))
             except ValidationError as exc:
-                problems.append(f"{path}:{line}: {_describe(exc)}")
+                problems.append(f"{path}:{line}: {describe_errors(exc)}")
             except ValueError as exc:
                 problems.append(f"{path}:{line}: {exc}")
     first_seen: dict[str, str] = {}

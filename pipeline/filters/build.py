@@ -43,10 +43,6 @@ class Filters:
     tasks: FilterStage
     instances: FilterStage
 
-    def rouge_scores(self) -> list[float]:
-        return [s for stage in (self.tasks, self.instances) for rule in stage.rules
-                if isinstance(rule, r.RougeDedup) and rule.scores for s in rule.scores]
-
 
 def build_judge(config: JudgeConfig, backend, context=None) -> JudgeRule:
     prompt = load_prompt(config.prompt)
@@ -77,8 +73,5 @@ def build_filters(config: FilterConfig, seed_instructions: list[str], backend_fo
     judges = build_judges(config, backend_for)
     filters = Filters(build_stage("tasks", config.task_rules, config, judges["tasks"]),
                       build_stage("instances", config.instance_rules, config, judges["instances"]))
-    for rule in filters.tasks.rules:
-        if isinstance(rule, r.RougeDedup):
-            for instruction in dict.fromkeys(seed_instructions):
-                rule.index.add(instruction)
+    filters.tasks.seed_dedup(seed_instructions)
     return filters

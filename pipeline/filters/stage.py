@@ -131,6 +131,17 @@ class FilterStage:
         self.counts.tally(drop.rule, checked=0 if drop.rule in self._registered else 1, dropped=1)
         return Rejection(rule=drop.rule, reason=drop.reason, record=record, score=drop.score)
 
+    def seed_dedup(self, instructions: list[str]) -> None:
+        """Start every dedup rule's pool with these instructions (e.g. the seeds): candidates must differ from them."""
+        for rule in self.rules:
+            if hasattr(rule, "index"):
+                for instruction in dict.fromkeys(instructions):
+                    rule.index.add(instruction)
+
+    def rouge_scores(self) -> list[float]:
+        """Nearest-neighbour ROUGE-L of every candidate the dedup rule checked (the report's histogram)."""
+        return [s for rule in self.rules if getattr(rule, "scores", None) for s in rule.scores]
+
     def reject_external(self, rule: str, reason: str, record: Record) -> Rejection:
         """Count a drop decided outside the rules (a parse failure) so the funnel adds up."""
         self.counts.entered += 1

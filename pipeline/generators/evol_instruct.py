@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from sprout.backends.base import Sampling
 from sprout.config import EvolInstructConfig, FilterConfig, SamplingConfig
 from sprout.filters.build import build_judge, build_stage
-from sprout.filters.rules import RougeDedup
 from sprout.filters.stage import FilterStage
 from sprout.prompts import load_prompt
 from sprout.records import Lineage, Record, Rejection
@@ -106,9 +105,6 @@ def make_evolver(config: EvolInstructConfig, filters: FilterConfig, sources: lis
     holder: list[EvolInstruct] = []
     judge = build_judge(config.judge, backend_for(config.judge.backend), context=lambda r: holder[0].parent_of(r))
     stage = build_stage("evolutions", config.rules, filters, [judge])
-    for rule in stage.rules:
-        if isinstance(rule, RougeDedup):
-            for instruction in dict.fromkeys(dedup_against):
-                rule.index.add(instruction)
+    stage.seed_dedup(dedup_against)
     holder.append(EvolInstruct(config, sources, backend_for(None), stage, run_seed))
     return holder[0]
