@@ -24,8 +24,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Grow a seed set into an instruction-tuning dataset, filter it, and fine-tune on it.")
 seeds_app = typer.Typer(no_args_is_help=True, help="Check seed files.")
 model_app = typer.Typer(no_args_is_help=True, help="Manage the embedded model.")
+templates_app = typer.Typer(no_args_is_help=True, help="FLAN-style template sets under prompts/flan/.")
 app.add_typer(seeds_app, name="seeds")
 app.add_typer(model_app, name="model")
+app.add_typer(templates_app, name="templates")
 console = Console(stderr=True)
 
 
@@ -132,6 +134,115 @@ def evolve(
     except UserError as error:
         _fail(error)
     print_summary(summary, Console())
+
+
+@app.command()
+def synth(
+    task: Annotated[Path | None, typer.Option("--task", "-t", help="Task spec (YAML), e.g. "
+                                             "seeds/tasks/political_promises.yaml.")] = None,
+    n: Annotated[int | None, typer.Option("--n", min=1, help="Pairs to make (default: the config's).")] = None,
+    config: Annotated[Path, typer.Option("--config", "-c")] = Path("configs/synth.yaml"),
+    set_: Annotated[list[str], typer.Option("--set", help="Override a config key: KEY=VALUE.")] = [],  # noqa: B006
+    force: Annotated[bool, typer.Option(help="Discard an existing run in out_dir made by another config.")] = False,
+) -> None:
+    """Synthesise (input, output) pairs for one task: input-first and output-first, with the label mix enforced."""
+    from sprout.config import load_config
+    from sprout.run_synth import SynthRunConfig, run_synth
+    from sprout.summary import print_summary
+
+    overrides = [*set_, *([f"synth.task={task}"] if task else []), *([f"synth.n={n}"] if n else [])]
+    try:
+        cfg = load_config(config, overrides, model=SynthRunConfig)
+        columns = (TextColumn("pairs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
+                   TimeRemainingColumn())
+        with Progress(*columns, console=console) as bar:
+            job = bar.add_task("synth", total=cfg.synth.n)
+            summary = run_synth(cfg, force=force, progress=lambda done, total: bar.update(job, completed=done),
+                                log=bar.console.print)
+    except UserError as error:
+        _fail(error)
+    print_summary(summary, Console())
+
+
+@templates_app.command("check")
+def templates_check(
+    tasks: Annotated[list[str] | None, typer.Argument(help="Task names (default: every file in prompts/flan/).")]
+    = None,
+) -> None:
+    """Load each template set with its data and check every template against it (placeholders, options block)."""
+    from sprout.config import FlanTaskConfig
+    from sprout.flan_templates import PROMPTS_DIR
+    from sprout.generators.flan_expansion import load_source
+
+    names = tasks or sorted(p.stem for p in (PROMPTS_DIR / "flan").glob("*.yaml"))
+    try:
+        for name in names:
+            source = load_source(FlanTaskConfig(task=name), name)
+            spec = source.templates.spec
+            inverted = sum(t.inverted for t in spec.templates)
+            print(f"ok: {name}: {len(spec.templates)} templates ({inverted} inverted), {len(source.rows)} rows, "
+                  f"{spec.kind}")
+    except UserError as error:
+        _fail(error)
+
+
+@templates_app.command("expand")
+def templates_expand(
+    tasks: Annotated[list[str], typer.Argument(help="Task names under prompts/flan/ (e.g. sentiment nli).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory.")] = Path("out/flan"),
+    per_row: Annotated[int | None, typer.Option(min=1, help="Templates per row (default 3; 0 = all).")] = None,
+    all_templates: Annotated[bool, typer.Option("--all", help="Every template for every row.")] = False,
+    inverted_share: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.3,
+    force: Annotated[bool, typer.Option(help="Discard an existing run in --out made by another config.")] = False,
+) -> None:
+    """FLAN expansion alone: every sampled (row, template) pair becomes a record, through the filter stage."""
+    from sprout.config import FlanConfig
+    from sprout.run_synth import FlanRunConfig, run_flan
+    from sprout.summary import print_summary
+
+    try:
+        flan = FlanConfig(tasks=tasks, templates_per_row=None if all_templates else per_row or 3,
+                          inverted_share=inverted_share)
+        summary = run_flan(FlanRunConfig(out_dir=out, flan=flan), force=force, log=console.print)
+    except UserError as error:
+        _fail(error)
+    print_summary(summary, Console())
+
+
+@templates_app.command("grow")
+def templates_grow(
+    task: Annotated[str, typer.Option("--task", "-t", help="Task name under prompts/flan/.")],
+    variants: Annotated[int | None, typer.Option(min=1, help="New wordings per template.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Default: prompts/flan/<task>.grown.yaml")] = None,
+    config: Annotated[Path, typer.Option("--config", "-c")] = Path("configs/templates.yaml"),
+    set_: Annotated[list[str], typer.Option("--set", help="Override a config key: KEY=VALUE.")] = [],  # noqa: B006
+    force: Annotated[bool, typer.Option(help="Overwrite an existing --out file.")] = False,
+) -> None:
+    """Ask the model for new wordings of a template set; keep those with the same placeholders that pass ROUGE-L
+    against the existing ones, and write them to a new file for review (never used silently)."""
+    from sprout.config import load_config
+    from sprout.flan_templates import load_template_set
+    from sprout.run_data import Backends
+    from sprout.template_grow import TemplatesGrowConfig, default_out, grow_templates, write_grown
+
+    try:
+        cfg = load_config(config, [*set_, *([f"variants={variants}"] if variants else [])],
+                          model=TemplatesGrowConfig)
+        templates = load_template_set(task)
+        out = out or default_out(task)
+        if out.exists() and not force:
+            raise UserError(f"{out} exists (maybe with your review edits). Fix: pass --out elsewhere, or --force.")
+        backends = Backends(cfg.backend, cfg.cache, console.print)
+        try:
+            result = grow_templates(templates, cfg, backends.get())
+        finally:
+            backends.close()
+        written = write_grown(templates, result, out, force=True)
+    except UserError as error:
+        _fail(error)
+    asked = len(templates.spec.templates) * cfg.variants
+    print(f"{len(result.kept)} of {asked} new wordings kept -> {written if result.kept else '(none kept)'}; "
+          f"rejected by rule: {result.counts() or 'none'} -> {out.with_suffix('.rejected.jsonl')}")
 
 
 @app.command()

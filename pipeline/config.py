@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from sprout.errors import UserError
 
@@ -58,7 +58,13 @@ TASK_RULES = ["word_count", "blacklist", "banned_prefix", "leading_char", "scaff
 INSTANCE_RULES = ["max_instances", "conflicting_outputs", "duplicate_instance", "empty_output", "input_equals_output",
                   "trailing_colon", "format_leak", "input_length", "output_length", "refusal", "punct_stopwords_only",
                   "exact_duplicate"]
-KNOWN_RULES = set(TASK_RULES) | set(INSTANCE_RULES)
+# Rules for generators whose records share one instruction (pair synthesis): dedup on the input instead.
+PAIR_RULES = ["input_length", "empty_output", "input_equals_output", "trailing_colon", "format_leak", "refusal",
+              "input_rouge_l", "exact_duplicate"]
+# FLAN expansion renders human-written rows: no instruction dedup (templates of one row share their text).
+FLAN_RULES = ["empty_output", "input_equals_output", "format_leak", "input_length", "output_length",
+              "exact_duplicate"]
+KNOWN_RULES = set(TASK_RULES) | set(INSTANCE_RULES) | set(PAIR_RULES) | set(FLAN_RULES)
 
 
 def _known_rules(names: list[str]) -> list[str]:
@@ -98,6 +104,7 @@ class FilterConfig(Strict):
     refusal_phrases: list[str] = Field(default_factory=lambda: list(REFUSALS))
     refusal_max_words: int = Field(80, gt=0, description="a refusal phrase drops outputs shorter than this")
     rouge_l_threshold: float = Field(0.7, ge=0, le=1)
+    input_rouge_l_threshold: float = Field(0.7, ge=0, le=1, description="input_rouge_l: for synthesised inputs")
     rouge_tokenizer: Literal["rouge", "unicode"] = "rouge"
     max_instances_per_task: int = Field(5, gt=0)
     judges: list[JudgeConfig] = Field(default_factory=list)
@@ -138,9 +145,58 @@ class EvolInstructConfig(Strict):
         return self
 
 
+class PairSynthesisConfig(Strict):
+    """Pairs for one user task (a task spec under seeds/tasks/): input-first and output-first, labels balanced."""
+
+    task: Path
+    n: int = Field(24, gt=0, description="accepted pairs to make")
+    input_first_share: float = Field(0.5, ge=0, le=1, description="classification; generation is input-first")
+    label_distribution: dict[str, float] | None = Field(None, description="label -> weight; default uniform")
+    requests_per_batch: int = Field(16, gt=0)
+    max_batches: int = Field(20, gt=0, description="stop even if `n` is not reached")
+    examples_shown: int = Field(4, gt=0, description="task examples shown per prompt, drawn afresh each time")
+    verify_output_first: bool = Field(False, description="ask the label prompt about output-first inputs too")
+    input_sampling: SamplingConfig = SamplingConfig(temperature=1.0, top_p=0.95, max_tokens=96)
+    label_sampling: SamplingConfig = SamplingConfig(temperature=0.0, max_tokens=8)
+    output_sampling: SamplingConfig = SamplingConfig(temperature=0.7, top_p=0.9, max_tokens=256)
+    rules: RuleList = Field(default_factory=lambda: list(PAIR_RULES))
+
+    @model_validator(mode="after")
+    def _weights(self) -> PairSynthesisConfig:
+        weights = self.label_distribution
+        if weights is not None and (not any(w > 0 for w in weights.values()) or any(w < 0 for w in weights.values())):
+            raise ValueError("label_distribution: weights must be >= 0 with at least one > 0")
+        return self
+
+
+class FlanTaskConfig(Strict):
+    """One template set under prompts/flan/ and the rows it expands (by default the file its `data:` names)."""
+
+    task: str
+    data: Path | None = Field(None, description="any datasets-loadable local file or saved dataset folder")
+    split: str = "train"
+    fields: dict[str, str] = Field(default_factory=dict, description="placeholder -> column of the data file")
+    max_rows: int | None = Field(None, gt=0)
+
+
+def _task_entries(value: Any) -> Any:
+    return [{"task": v} if isinstance(v, str) else v for v in value] if isinstance(value, list) else value
+
+
+class FlanConfig(Strict):
+    """FLAN-style expansion: every sampled (row, template) pair becomes a record; no model call."""
+
+    tasks: Annotated[list[FlanTaskConfig], BeforeValidator(_task_entries)] = Field(min_length=1)
+    templates_per_row: int | None = Field(3, gt=0, description="templates sampled per row; null = all of them")
+    inverted_share: float = Field(0.3, ge=0, le=1, description="share of the sampled templates that are inverted")
+    rules: RuleList = Field(default_factory=lambda: list(FLAN_RULES))
+
+
 class GeneratorsConfig(Strict):
     self_instruct: SelfInstructConfig = SelfInstructConfig()
     evol_instruct: EvolInstructConfig | None = None  # set it to evolve the grown tasks after Self-Instruct
+    pair_synthesis: list[PairSynthesisConfig] = Field(default_factory=list)  # one entry per user task
+    flan: FlanConfig | None = None
 
 
 class DataConfig(Strict):
@@ -153,13 +209,21 @@ class DataConfig(Strict):
     filters: FilterConfig = FilterConfig()
 
 
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation: Model, Model | None, list[Model]."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((m for arg in get_args(annotation) if (m := _model_in(arg))), None)
+
+
 def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
     for part in loc:
+        if isinstance(part, int):  # a list index: the model stays the list's item model
+            continue
         field = model.model_fields.get(str(part))
-        annotation = field.annotation if field else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        model = _model_in(field.annotation) if field else None
+        if model is None:
             return None
-        model = annotation
     return model
 
 
@@ -167,6 +231,10 @@ def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
     """Line of the YAML key at `loc`, so the message points where the user must edit."""
     line = None
     for part in loc:
+        if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+            continue
         if not isinstance(node, yaml.MappingNode):
             break
         match = next(((k, v) for k, v in node.value if k.value == str(part)), None)
@@ -189,7 +257,8 @@ def _apply_override(data: dict, assignment: str) -> None:
     node[leaf] = yaml.safe_load(value)
 
 
-def load_config(path: Path | None, overrides: list[str] = (), model: type[BaseModel] = DataConfig) -> Any:
+def load_config(path: Path | None, overrides: list[str] = (), model: type[BaseModel] = DataConfig,
+                what: str = "config") -> Any:
     text = ""
     if path is not None:
         if not Path(path).is_file():
@@ -221,7 +290,7 @@ def load_config(path: Path | None, overrides: list[str] = (), model: type[BaseMo
                 problems.append(f"{where}: unknown key {key!r}; valid keys here: {valid}")
             else:
                 problems.append(f"{where}: key {key!r}: {error['msg']}")
-        raise UserError("invalid config; nothing was run:", problems) from None
+        raise UserError(f"invalid {what}; nothing was run:", problems) from None
 
 
 def dump_resolved(config: BaseModel) -> str:

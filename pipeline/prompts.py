@@ -31,6 +31,11 @@ _ENV = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=Tru
 ROLES = {"system", "user", "assistant"}
 
 
+def sandbox() -> SandboxedEnvironment:
+    """The one Jinja environment every prompt and template renders in: sandboxed, StrictUndefined."""
+    return _ENV
+
+
 @dataclass(frozen=True)
 class Repeat:
     """Messages rendered once per item of a list variable (few-shot turns)."""

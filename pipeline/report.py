@@ -23,7 +23,8 @@ from sprout.jsonl import atomic_write
 TEMPLATES = Path(__file__).with_name("report_templates")
 EXAMPLES_PER_RULE = 3
 MAX_CHARS = 300  # per string in drop_examples: enough to see what went wrong, small enough for 100 rules
-DERIVED = ("funnel", "per_generator", "per_operation", "evolution", "drop_examples", "totals", "unreadable_lines")
+DERIVED = ("funnel", "per_generator", "per_operation", "evolution", "labels", "drop_examples", "totals",
+           "unreadable_lines")
 EVOLVING = "evol_instruct"  # the generator whose rounds build on each other: its report shows each round
 
 
@@ -45,6 +46,7 @@ def build_report(run_dir: Path) -> dict:
     unreadable: Counter[str] = Counter()
     accepted: Counter[str] = Counter()
     operations: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    labels: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)  # (generator, mode/task) -> label
     evolution: dict[tuple[int, str], dict] = {}  # (round, operation) -> survived, eliminated by rule
 
     def evolved(lineage: dict) -> dict:
@@ -56,6 +58,10 @@ def build_report(run_dir: Path) -> dict:
         generator = lineage.get("generator") or "unknown"
         accepted[generator] += 1
         operations[generator][lineage.get("operation") or "unknown"] += 1
+        if row.get("kind") == "classification" and row.get("label") is not None:
+            # FLAN operations are task/template: group by task, or each template would be its own row.
+            group = str(lineage.get("operation") or "unknown").split("/", 1)[0]
+            labels[generator, group][str(row["label"])] += 1
         if generator == EVOLVING:
             evolved(lineage)["survived"] += 1
 
@@ -80,6 +86,8 @@ def build_report(run_dir: Path) -> dict:
         for name in sorted(set(accepted) | set(rejected))
     }
     report["per_operation"] = {name: _by_count(operations[name]) for name in sorted(operations)}
+    report["labels"] = [{"generator": g, "group": group, "labels": _by_count(counts)}
+                        for (g, group), counts in sorted(labels.items())]
     report["evolution"] = [
         {"round": rnd, "operation": op, "attempted": row["survived"] + sum(row["eliminated"].values()),
          "survived": row["survived"], "eliminated": _by_count(row["eliminated"])}

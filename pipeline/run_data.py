@@ -13,11 +13,12 @@ from pathlib import Path
 
 from sprout.backends.base import Usage
 from sprout.backends.cache import CachedBackend
-from sprout.config import BackendConfig, DataConfig, dump_resolved
+from sprout.config import BackendConfig, DataConfig, FilterConfig, FlanConfig, dump_resolved
 from sprout.dataset_io import read_records
 from sprout.errors import UserError
-from sprout.filters.build import build_filters
+from sprout.filters.build import build_filters, build_stage
 from sprout.generators.evol_instruct import make_evolver
+from sprout.generators.flan_expansion import FlanExpansion, load_source
 from sprout.generators.self_instruct import SelfInstruct
 from sprout.jsonl import ResumableJsonl, atomic_write
 from sprout.records import Record
@@ -41,6 +42,8 @@ class RunSummary:
     histograms: dict = field(default_factory=dict)
     usage: dict = field(default_factory=dict)
     stopped_early: bool = False
+    synthesis: list = field(default_factory=list)  # per task: label target, produced and accepted per mode
+    flan: list = field(default_factory=list)  # per template set: rows, records, uses per template
 
 
 def prepare_run_dir(config: DataConfig, force: bool) -> None:
@@ -146,11 +149,34 @@ def _evolve_pool(config, grower, seeds, file_sources, backends, examples, reject
     return evolver
 
 
+def expand_flan(flan: FlanConfig | None, filters: FilterConfig, seed: int, sources, examples, rejected,
+                summary: RunSummary, log):
+    """FLAN templates over their rows: no model call, the same kind of stage and the same files as the rest."""
+    if flan is None:
+        return None
+    expansion = FlanExpansion(flan, build_stage("flan", flan.rules, filters), seed)
+    for source in sources:
+        result = expansion.run(source)
+        examples.write([r.to_json() for r in result.records])
+        rejected.write([r.to_json() for r in result.rejections])
+        summary.examples += len(result.records)
+        summary.rejected += len(result.rejections)
+        log(f"FLAN {source.templates.name}: {len(result.records)} records from {len(source.rows)} rows")
+    summary.flan = expansion.stats
+    return expansion
+
+
 def run_data(config: DataConfig, force: bool = False, progress=None, log=print) -> RunSummary:
+    from sprout.run_synth import load_specs, synthesize
+
     seeds = load_seeds(config.seeds)
-    evol = config.generators.evol_instruct
-    # Read an Evol input file now: a bad file fails before any model work.
+    generators = config.generators
+    evol = generators.evol_instruct
+    # Read every input now (Evol file, task specs, FLAN templates and rows): a bad file fails before model work.
     file_sources = read_records(evol.input) if evol is not None and evol.source == "file" else []
+    specs = load_specs(generators.pair_synthesis)
+    flan_sources = [load_source(entry, f"generators.flan.tasks[{i}]")
+                    for i, entry in enumerate(generators.flan.tasks)] if generators.flan else []
     backends = Backends(config.backend, config.cache, log)
     backends.resolve([j.backend for j in config.filters.judges if j.backend])
     prepare_run_dir(config, force)
@@ -183,6 +209,13 @@ def run_data(config: DataConfig, force: bool = False, progress=None, log=print) 
         rejected.write([r.to_json() for r in leftovers])
         summary.rejected += len(leftovers)
         evolutions = _evolve_pool(config, generator, seeds, file_sources, backends, examples, rejected, summary, log)
+        synthesized = [synthesize(entry, spec, backends, config.filters, config.seed, examples, rejected, summary,
+                                  log) for entry, spec in zip(generators.pair_synthesis, specs, strict=True)]
+        for pairs in synthesized:
+            log(f"pair synthesis {pairs.spec.name}: {sum(pairs.accepted.values())} of {pairs.config.n} pairs, "
+                f"labels {dict(pairs.accepted)}")
+        expansion = expand_flan(generators.flan, config.filters, config.seed, flan_sources, examples, rejected,
+                                summary, log)
     finally:
         examples.close()
         rejected.close()
@@ -190,6 +223,9 @@ def run_data(config: DataConfig, force: bool = False, progress=None, log=print) 
     stages = {"tasks": filters.tasks, "instances": filters.instances}
     if evolutions:
         stages["evolutions"] = evolutions.stage
+    stages |= {pairs.stage.name: pairs.stage for pairs in synthesized}
+    if expansion:
+        stages["flan"] = expansion.stage
     finish_run(summary, stages, backends.usage(), started)
     return summary
 

@@ -15,7 +15,9 @@ def run(tmp_path_factory):
     base = tmp_path_factory.mktemp("e2e")
     args = ["data", "--set", f"out_dir={base / 'run'}", "--set", f"cache={base / 'cache.sqlite'}",
             "--set", "generators.self_instruct.target=4", "--set", "generators.self_instruct.requests_per_batch=4",
-            "--set", "generators.self_instruct.tasks_per_batch=8"]
+            "--set", "generators.self_instruct.tasks_per_batch=8",
+            "--set", "generators.pair_synthesis=[{task: seeds/tasks/political_promises.yaml, n: 4, "
+                     "requests_per_batch: 4, max_batches: 6}]"]
     first = sprout(*args)
     assert first.returncode == 0, first.stderr[-3000:]
     snapshot = {name: (base / "run" / name).read_bytes() for name in ("examples.jsonl", "rejected.jsonl")}
@@ -46,6 +48,22 @@ def test_outputs_are_valid_with_full_lineage(run):
     assert "new tasks" in first.stdout and "Filter funnel" in first.stdout
 
 
+def test_pair_synthesis_and_flan_run_inside_sprout_data(run):
+    out, _, _, report, _ = run
+    records = [Record.model_validate(json.loads(line)) for line in (out / "examples.jsonl").read_text().splitlines()]
+    pairs = [r for r in records if r.lineage.generator == "pair_synthesis"]
+    assert sorted(r.label for r in pairs) == ["False", "False", "True", "True"]  # the asked 50/50, exactly
+    assert all(r.input and r.output == r.label and r.lineage.task_id == "task:political_promises" for r in pairs)
+    (synthesis,) = report["synthesis"]
+    assert synthesis["target"] == {"True": 2, "False": 2}
+    flan = [r for r in records if r.lineage.generator == "flan"]
+    assert {r.lineage.task_id for r in flan} == {f"flan:{t}" for t in ("sentiment", "nli", "summarization", "qa",
+                                                                       "paraphrase")}
+    assert len(flan) == sum(task["accepted"] for task in report["flan"]) == 5 * 30 * 2
+    html = (out / "report.html").read_text()
+    assert 'id="synthesis"' in html and 'id="flan"' in html and 'id="labels"' in html
+
+
 def test_every_candidate_is_accepted_or_rejected_and_the_counts_add_up(run):
     out, _, _, report, _ = run
     rejects = [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines()]
@@ -58,7 +76,8 @@ def test_every_candidate_is_accepted_or_rejected_and_the_counts_add_up(run):
     assert len(rejects) == dropped == report["rejected"]
     evolved = stages.get("evolutions", {"accepted": 0})["accepted"]
     assert "evolutions" in stages  # the default config evolves the grown tasks
-    assert len(examples) == stages["instances"]["accepted"] + evolved == report["examples"]
+    others = sum(counts["accepted"] for name, counts in stages.items() if name.startswith(("pairs:", "flan")))
+    assert len(examples) == stages["instances"]["accepted"] + evolved + others == report["examples"]
     per_rule = {}
     for r in rejects:
         per_rule[r["rule"]] = per_rule.get(r["rule"], 0) + 1

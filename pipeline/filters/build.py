@@ -19,6 +19,8 @@ RECORD_RULES: dict[str, Callable[[FilterConfig], r.Rule]] = {
     "leading_char": lambda c: r.LeadingCharacter(),
     "scaffold_copy": lambda c: r.ScaffoldCopy(c.scaffold_phrases),
     "rouge_l": lambda c: r.RougeDedup(c.rouge_l_threshold, c.rouge_tokenizer, track_scores=True),
+    "input_rouge_l": lambda c: r.RougeDedup(c.input_rouge_l_threshold, c.rouge_tokenizer, track_scores=True,
+                                            field="input", name="input_rouge_l"),
     "empty_output": lambda c: r.EmptyOutput(),
     "input_equals_output": lambda c: r.InputEqualsOutput(),
     "trailing_colon": lambda c: r.TrailingColon(),

@@ -114,7 +114,8 @@ class ScaffoldCopy(Rule):
 
 
 class RougeDedup(Rule):
-    """Keep an instruction only if its ROUGE-L F against every seed and accepted instruction is <= threshold.
+    """Keep a record only if the ROUGE-L F of its `field` (the instruction by default) against every seed and
+    accepted one is <= threshold.
 
     Exact: the same decisions as `rouge-score` (see fast_rouge.py). With `track_scores`, every checked candidate's
     nearest-neighbour score also lands in `scores`, for the report's histogram.
@@ -123,27 +124,30 @@ class RougeDedup(Rule):
     name = "rouge_l"
     stateful = True
 
-    def __init__(self, threshold: float, mode: str = "rouge", track_scores: bool = False):
-        self.threshold = threshold
+    def __init__(self, threshold: float, mode: str = "rouge", track_scores: bool = False,
+                 field: str = "instruction", name: str = "rouge_l"):
+        self.threshold, self.field, self.name = threshold, field, name
         self.index = FastRougeIndex(mode)
         self.scores: list[float] | None = [] if track_scores else None
 
     def check(self, record: Record) -> Drop | None:
-        hit = self.index.exceeds(record.instruction, self.threshold)
+        text = getattr(record, self.field)
+        hit = self.index.exceeds(text, self.threshold)
         if self.scores is not None:
-            self.scores.append(hit[0] if hit else self.index.nearest(record.instruction)[0])
+            self.scores.append(hit[0] if hit else self.index.nearest(text)[0])
         return self._drop(hit)
 
     def recheck(self, record: Record) -> Drop | None:
-        return self._drop(self.index.exceeds(record.instruction, self.threshold))  # scored once, in check()
+        return self._drop(self.index.exceeds(getattr(record, self.field), self.threshold))  # scored once, in check()
 
     def _drop(self, hit: tuple[float, str] | None) -> Drop | None:
         if hit:
-            return Drop(f"ROUGE-L {hit[0]:.3f} > {self.threshold} with {hit[1]!r}", score=hit[0])
+            what = "ROUGE-L" if self.field == "instruction" else f"{self.field} ROUGE-L"
+            return Drop(f"{what} {hit[0]:.3f} > {self.threshold} with {hit[1]!r}", score=hit[0])
         return None
 
     def accepted(self, record: Record) -> None:
-        self.index.add(record.instruction)
+        self.index.add(getattr(record, self.field))
 
 
 class ExactDuplicate(Rule):

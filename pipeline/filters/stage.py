@@ -131,12 +131,13 @@ class FilterStage:
         self.counts.tally(drop.rule, checked=0 if drop.rule in self._registered else 1, dropped=1)
         return Rejection(rule=drop.rule, reason=drop.reason, record=record, score=drop.score)
 
-    def seed_dedup(self, instructions: list[str]) -> None:
-        """Start every dedup rule's pool with these instructions (e.g. the seeds): candidates must differ from them."""
+    def seed_dedup(self, texts: list[str], field: str = "instruction") -> None:
+        """Start the pool of every dedup rule on `field` with these texts (e.g. the seed instructions): candidates
+        must differ from them."""
         for rule in self.rules:
-            if hasattr(rule, "index"):
-                for instruction in dict.fromkeys(instructions):
-                    rule.index.add(instruction)
+            if hasattr(rule, "index") and getattr(rule, "field", "instruction") == field:
+                for text in dict.fromkeys(texts):
+                    rule.index.add(text)
 
     def rouge_scores(self) -> list[float]:
         """Nearest-neighbour ROUGE-L of every candidate the dedup rule checked (the report's histogram)."""
