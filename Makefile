@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.sprout-setup
 
-.PHONY: setup data test test-fast lint model bench clean
+.PHONY: setup data train test test-fast lint model bench clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,13 @@ model: setup
 data: setup
 	$(BIN)/sprout data --config configs/data.yaml
 
+# Fine-tune on what `make data` grew; runs `make data` first when its output is missing.
+out/data/examples.jsonl:
+	$(MAKE) data
+
+train: setup out/data/examples.jsonl
+	$(BIN)/sprout train --config configs/train.yaml
+
 test: setup
 	$(BIN)/pytest
 
@@ -38,3 +45,4 @@ clean:
 bench: setup
 	$(BIN)/python bench/dedup.py
 	$(BIN)/python bench/bench_decode.py
+	$(BIN)/python bench/train.py

@@ -246,6 +246,94 @@ def templates_grow(
 
 
 @app.command()
+def train(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Training config.")] = Path("configs/train.yaml"),
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="Training JSONL (default: the config's).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory (default: the config's).")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="Override a config key: KEY=VALUE.")] = [],  # noqa: B006
+) -> None:
+    """LoRA-tune a model on sprout records, Alpaca, `messages` or `text` rows (TRL SFTTrainer + PEFT)."""
+    from sprout.config import load_config
+    from sprout.trainer.config import TrainConfig
+
+    overrides = [*set_, *([f"data={data}"] if data else []), *([f"out_dir={out}"] if out else [])]
+    try:
+        cfg = load_config(config, overrides, model=TrainConfig)
+        from sprout.trainer.train import run_train
+
+        summary = run_train(cfg, log=console.print)
+    except UserError as error:
+        _fail(error)
+    if "rank" in summary:  # another process of `accelerate launch`: the main one reports
+        return
+    trunc = summary["truncation"]
+    print(f"trained {summary['examples']} examples ({summary['validation_examples']} held out) for "
+          f"{summary['steps']} steps in {summary['seconds']} s on {summary['device']}: train loss "
+          f"{summary['train_loss']}, validation loss {summary['eval_loss']}; {summary['tokens_per_second']} tokens/s, "
+          f"peak RSS {summary['peak_rss_mb']} MB; truncation: {trunc['whole']} whole, {trunc['cut']} cut, "
+          f"{trunc['dropped']} dropped; real tokens per batch {summary['real_token_share']['unpacked']:.1%} "
+          f"unpacked, {summary['real_token_share']['packed']:.1%} packed")
+    print(f"outputs: {summary['out_dir']}/adapter · metrics.jsonl · loss.png · summary.json · config.yaml")
+
+
+@app.command("eval")
+def eval_(
+    adapter: Annotated[Path, typer.Option("--adapter", "-a", help="An adapter folder from `sprout train`.")],
+    data: Annotated[Path, typer.Option("--data", "-d", help="Held-out rows (records, Alpaca or messages).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Default: next to the adapter.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Evaluate the first N rows only.")] = None,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Generation budget per answer.")] = 64,
+    base: Annotated[str | None, typer.Option(help="Base model (default: the one the adapter was trained on).")]
+    = None,
+) -> None:
+    """Base vs tuned on a held-out set: accuracy and per-label P/R (labels) or ROUGE-L, answer loss, side by side."""
+    from sprout.trainer.evaluate import run_eval
+
+    try:
+        report = run_eval(adapter, data, out or Path(adapter).parent / "eval", limit, max_tokens, base,
+                          log=console.print)
+    except UserError as error:
+        _fail(error)
+    metric = "accuracy" if report["task"] == "classification" else "rouge_l"
+    print(f"{report['rows']} rows ({report['task']}): {metric} base {report['base'][metric]} -> tuned "
+          f"{report['tuned'][metric]}; answer loss base {report['base']['answer_loss']} -> tuned "
+          f"{report['tuned']['answer_loss']}")
+    print(f"outputs: {out or Path(adapter).parent / 'eval'}/eval.json · eval.md")
+
+
+@app.command()
+def merge(
+    adapter: Annotated[Path, typer.Option("--adapter", "-a")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The standalone model folder to write.")],
+    base: Annotated[str | None, typer.Option(help="Base model (default: the adapter's).")] = None,
+) -> None:
+    """Fold the adapter into its base model: a standalone folder that plain transformers loads."""
+    from sprout.trainer.evaluate import merge_adapter
+
+    try:
+        path = merge_adapter(adapter, out, base, log=console.print)
+    except UserError as error:
+        _fail(error)
+    print(path)
+
+
+@app.command()
+def chat(
+    prompt: Annotated[str, typer.Argument(help="Your instruction.")],
+    adapter: Annotated[Path, typer.Option("--adapter", "-a")] = Path("out/train/adapter"),
+    max_tokens: Annotated[int, typer.Option(min=1)] = 256,
+    base: Annotated[str | None, typer.Option(help="Base model (default: the adapter's).")] = None,
+) -> None:
+    """Try the tuned model on one instruction (greedy)."""
+    from sprout.trainer.evaluate import chat as run_chat
+
+    try:
+        print(run_chat(adapter, prompt, max_tokens, base, log=console.print))
+    except UserError as error:
+        _fail(error)
+
+
+@app.command()
 def show(
     record_id: Annotated[str, typer.Argument(metavar="ID", help="A record id (a unique prefix is enough).")],
     run: Annotated[Path, typer.Option(help="The run directory to look in.")] = Path("out/data"),

@@ -42,6 +42,20 @@ class LocalBackend(Backend):
         dtype = torch.float32 if device == "cpu" else torch.bfloat16
         self.model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=dtype).to(device).eval()
 
+    @classmethod
+    def from_model(cls, model, tokenizer, model_id: str, batch_size: int = 8, device: str = "cpu") -> LocalBackend:
+        """A backend over a model already in memory (e.g. a PEFT model for `sprout eval`/`chat`)."""
+        import torch
+
+        backend = cls.__new__(cls)
+        backend.torch, backend.model_id, backend.batch_size, backend.device = torch, model_id, batch_size, device
+        backend.model_dir = None
+        backend.tokenizer, backend.model = tokenizer, model.eval()
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return backend
+
     def render(self, messages: list[Message]) -> str:
         # A conversation that ends with an assistant turn is a prefill: the model continues that turn.
         prefill = messages[-1]["role"] == "assistant"

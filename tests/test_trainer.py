@@ -1,0 +1,241 @@
+"""The LoRA trainer on a tiny random Llama (2 layers) with SmolLM2's tokenizer: masks, packing, truncation, LoRA
+updates, save/reload/merge, config errors, and a stock TRL SFTTrainer on sprout's `messages` rows."""
+
+import json
+
+import pytest
+import torch
+
+from sprout.errors import UserError
+from sprout.model_store import resolve_model
+from sprout.trainer.config import TrainConfig
+from sprout.trainer.data import choose_template, last_turn_only, template_text, to_messages, tokenize
+from sprout.trainer.train import prepare, run_train
+from tests.conftest import REPO, write
+
+CONVERSATIONS = [
+    [{"role": "user", "content": "Is 7 prime?"}, {"role": "assistant", "content": "Yes."}],
+    [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Capital of France?"},
+     {"role": "assistant", "content": "Paris."}, {"role": "user", "content": "And of Spain?"},
+     {"role": "assistant", "content": "Madrid, since 1561."}],
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_model("embedded", log=lambda *_: None))
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory, tokenizer):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    path = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def rows_file(tmp_path, n=24):
+    rows = [{"instruction": f"Say the number {i} in words.", "input": "" if i % 2 else f"Number: {i}",
+             "output": f"The number is {i}."} for i in range(n)]
+    return write(tmp_path / "train.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def config(tmp_path, tiny_model, **overrides):
+    return TrainConfig(**{"model": str(tiny_model), "data": rows_file(tmp_path), "out_dir": tmp_path / "run",
+                          "max_steps": 3, "batch_size": 4, "logging_steps": 1, "threads": 2, **overrides})
+
+
+def test_training_template_renders_exactly_like_smollm2s_own(tokenizer):
+    for conversation in CONVERSATIONS:
+        for generation_prompt in (False, True):
+            prompt = conversation if not generation_prompt else conversation[:-1]
+            ours = tokenizer.apply_chat_template(prompt, tokenize=False, chat_template=template_text("smollm2"),
+                                                 add_generation_prompt=generation_prompt)
+            assert ours == tokenizer.apply_chat_template(prompt, tokenize=False,
+                                                         add_generation_prompt=generation_prompt)
+    assert choose_template("auto", tokenizer) == template_text("smollm2")
+
+
+def ids_of(tokenizer, conversation):
+    return tokenizer.apply_chat_template(conversation, tokenize=True, return_dict=True)["input_ids"]
+
+
+def expected_answer_ids(tokenizer, conversation, end="<|im_end|>"):
+    """Independently of the template: the token ids of every assistant answer followed by its end marker."""
+    ids = []
+    for message in conversation:
+        if message["role"] == "assistant":
+            ids += tokenizer(message["content"] + end, add_special_tokens=False)["input_ids"]
+    return ids
+
+
+def test_collated_batch_trains_only_assistant_tokens_and_their_end_marker(tmp_path, tiny_model, tokenizer):
+    data = write(tmp_path / "chat.jsonl", "".join(json.dumps({"messages": c}) + "\n" for c in CONVERSATIONS))
+    run = prepare(config(tmp_path, tiny_model, data=data, validation_share=0), tmp_path / "ck")
+    batch = next(iter(run.trainer.get_train_dataloader()))
+    for ids, labels, mask in zip(batch["input_ids"], batch["labels"], batch["attention_mask"], strict=True):
+        real = ids[mask.bool()].tolist()
+        conversation = next(c for c in CONVERSATIONS if ids_of(tokenizer, c) == real)
+        trained = labels[labels != -100].tolist()
+        assert trained == expected_answer_ids(tokenizer, conversation)
+        assert torch.equal(labels[labels != -100], ids[labels != -100])
+        assert tokenizer.convert_tokens_to_ids("<|im_end|>") in trained  # the model learns to stop
+
+
+def test_last_assistant_only_masks_earlier_answers(tokenizer):
+    rows = tokenize([CONVERSATIONS[1]], tokenizer, template_text("smollm2"), 512, last_only=True).rows
+    trained = [i for i, m in zip(rows[0]["input_ids"], rows[0]["assistant_masks"], strict=True) if m]
+    assert trained == expected_answer_ids(tokenizer, CONVERSATIONS[1][-1:])
+    assert last_turn_only([0, 1, 1, 0, 1, 1, 0]) == [0, 0, 0, 0, 1, 1, 0]
+
+
+@pytest.mark.parametrize("name, end", [("zephyr", "</s>"), ("tulu", "<|im_end|>")])
+def test_zephyr_and_tulu_formats_mark_their_answers(tokenizer, name, end):
+    rows = tokenize([CONVERSATIONS[1]], tokenizer, template_text(name), 512, last_only=False).rows
+    trained = [i for i, m in zip(rows[0]["input_ids"], rows[0]["assistant_masks"], strict=True) if m]
+    assert trained == expected_answer_ids(tokenizer, CONVERSATIONS[1], end=end)
+    text = tokenizer.decode(rows[0]["input_ids"])
+    assert "<|user|>\nCapital of France?" in text and "<|assistant|>\n" in text
+
+
+def test_rows_of_every_kind_become_messages():
+    record = {"instruction": "Sum them.", "input": "2 3", "output": "5", "lineage": {"generator": "x"}}
+    assert to_messages(record, system_prompt="Be exact.") == [
+        {"role": "system", "content": "Be exact."}, {"role": "user", "content": "Sum them.\n\n2 3"},
+        {"role": "assistant", "content": "5"}]
+    assert to_messages({"text": "Plain prose."}) == [{"role": "assistant", "content": "Plain prose."}]
+    assert to_messages({"messages": CONVERSATIONS[1]}) == CONVERSATIONS[1]
+    for bad, message in [({"output": "x"}, "no `instruction`"), ({"instruction": "x", "output": ""}, "output"),
+                         ({"messages": [{"role": "user", "content": "hi"}]}, "no assistant turn")]:
+        with pytest.raises(ValueError, match=message):
+            to_messages(bad)
+
+
+def test_truncation_is_measured_and_too_few_trainable_examples_stop_the_run(tmp_path, tiny_model, tokenizer):
+    long_prompt = [{"role": "user", "content": "word " * 60}, {"role": "assistant", "content": "Done."}]
+    rows = tokenize([*CONVERSATIONS, long_prompt], tokenizer, template_text("smollm2"), 40, last_only=False)
+    # whole: the short chat; cut: the second answer of the long chat falls past 40; dropped: the prompt fills 40
+    assert (rows.whole, rows.cut, rows.dropped) == (1, 1, 1)
+    assert len(rows.rows) == 2 and all(len(r["input_ids"]) <= 40 for r in rows.rows)
+    with pytest.raises(UserError) as error:
+        prepare(config(tmp_path, tiny_model, max_length=30), tmp_path / "ck")
+    assert "keep a trainable answer token within max_length=30" in str(error.value)
+    assert not (tmp_path / "run" / "adapter").exists()
+
+
+def test_packed_loss_equals_unpacked_loss(tmp_path, tiny_model):
+    losses = {}
+    for packing in (False, True):
+        run = prepare(config(tmp_path, tiny_model, packing=packing, batch_size=64, validation_share=0,
+                             out_dir=tmp_path / f"run{packing}"), tmp_path / "ck")
+        batch = next(iter(run.trainer.get_train_dataloader()))
+        model = run.trainer.model.eval()
+        with torch.no_grad():
+            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+        labels = batch["labels"][:, 1:]
+        token_loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), labels.flatten(),
+                                                       ignore_index=-100, reduction="sum")
+        losses[packing] = (float(token_loss) / int((labels != -100).sum()), batch["input_ids"].shape[0])
+    assert losses[True][1] < losses[False][1]  # the rows really were packed together
+    assert losses[True][0] == pytest.approx(losses[False][0], rel=1e-4)
+
+
+def test_training_changes_lora_weights_and_the_adapter_reloads_and_merges(tmp_path, tiny_model, tokenizer):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from sprout.trainer.evaluate import load_tuned, merge_adapter
+
+    summary = run_train(config(tmp_path, tiny_model, learning_rate=5e-3), log=lambda *_: None)
+    out = tmp_path / "run"
+    assert summary["steps"] == 3 and summary["tokens_per_second"] > 0 and summary["peak_rss_mb"] > 0
+    assert (out / "loss.png").stat().st_size > 0
+    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()][:3] == [1, 2, 3]
+    adapter_config = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == tiny_model.name  # no absolute path of this machine
+    base = AutoModelForCausalLM.from_pretrained(tiny_model)
+    tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), out / "adapter")
+    lora_b = [p for n, p in tuned.named_parameters() if "lora_B" in n]
+    assert lora_b and any(p.abs().sum() > 0 for p in lora_b)  # LoRA B starts at zero: training moved it
+    ids = torch.tensor([ids_of(tokenizer, CONVERSATIONS[0])])
+    assert not torch.allclose(base(ids).logits, tuned(ids).logits)
+    reloaded, _ = load_tuned(out / "adapter", log=lambda *_: None)
+    with torch.no_grad():
+        assert torch.allclose(reloaded(ids).logits, tuned(ids).logits, atol=1e-5)
+        merged_dir = merge_adapter(out / "adapter", tmp_path / "merged", log=lambda *_: None)
+        merged = AutoModelForCausalLM.from_pretrained(merged_dir)
+        assert torch.allclose(merged(ids).logits, tuned(ids).logits, atol=1e-4)
+        greedy = {name: m.generate(ids, max_new_tokens=12, do_sample=False)[0].tolist()
+                  for name, m in (("adapter", tuned), ("merged", merged))}
+    assert greedy["adapter"] == greedy["merged"]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"device": "cpu", "precision": "bf16"}, "device cpu trains in fp32 only"),
+    ({"device": "cpu", "qlora": True}, "device cpu trains in fp32 only"),
+])
+def test_cpu_refuses_bf16_and_qlora(tmp_path, tiny_model, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        config(tmp_path, tiny_model, **overrides)
+
+
+def test_unknown_key_and_missing_data_are_user_errors(tmp_path):
+    from sprout.config import load_config
+
+    path = write(tmp_path / "t.yaml", "epochs: 1\nlearning_rat: 0.1\n")
+    with pytest.raises(UserError, match=r"t.yaml:2: unknown key 'learning_rat'"):
+        load_config(path, model=TrainConfig)
+    from sprout.trainer.data import read_conversations
+
+    with pytest.raises(UserError, match="run `make data` first"):
+        read_conversations(tmp_path / "missing.jsonl")
+
+
+def test_stock_trl_sfttrainer_trains_on_sprout_messages_rows(tmp_path, tiny_model):
+    """Interop: no sprout code in the loop, only the `messages` JSONL sprout writes for other trainers."""
+    from datasets import load_dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    rows = [{"messages": to_messages(json.loads(line))} for line in rows_file(tmp_path).read_text().splitlines()]
+    path = write(tmp_path / "messages.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    dataset = load_dataset("json", data_files=str(path), split="train")
+    trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_model),
+                         processing_class=AutoTokenizer.from_pretrained(tiny_model), train_dataset=dataset,
+                         args=SFTConfig(output_dir=str(tmp_path / "stock"), max_steps=2, per_device_train_batch_size=4,
+                                        report_to=[], use_cpu=True, save_strategy="no", disable_tqdm=True))
+    result = trainer.train()
+    assert result.global_step == 2 and result.training_loss > 0
+
+
+def test_shipped_train_config_is_valid():
+    from sprout.config import load_config
+
+    cfg = load_config(REPO / "configs" / "train.yaml", model=TrainConfig)
+    assert cfg.model == "embedded" and cfg.precision == "auto"
+
+
+@pytest.mark.slow
+def test_runs_unchanged_under_accelerate_launch_with_two_cpu_processes(tmp_path, tiny_model):
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "sprout", "train",
+               "--config", str(REPO / "configs" / "train.yaml"), "--data", str(rows_file(tmp_path)), "--out", str(out),
+               "--set", f"model={tiny_model}", "--set", "max_steps=2", "--set", "batch_size=2", "--set", "threads=1"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 2 and (out / "adapter" / "adapter_model.safetensors").exists()
+    assert result.stdout.count("trained ") == 1  # one process reports; the other only trains

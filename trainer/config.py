@@ -1,0 +1,75 @@
+"""`sprout train` settings: YAML validated by pydantic, every TRL/PEFT knob of the design guide, device-aware defaults.
+
+The defaults follow the LoRA recipe in the design guide (AdamW, lr 3e-4, weight decay 0.01, cosine, warmup 3%,
+max grad norm 2, <= 3 epochs), adapted to a 2-core CPU: fp32 (bf16 kills these CPUs with "illegal instruction"), no
+activation checkpointing (it trades compute for memory, and a 135M model has memory to spare). On CUDA: bf16,
+checkpointing on, and QLoRA (4-bit NF4) with a paged AdamW when asked for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from sprout.config import Strict
+
+
+class LoraSettings(Strict):
+    r: int = Field(16, gt=0)
+    alpha: int = Field(32, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: str | list[str] = "all-linear"
+
+
+class TrainConfig(Strict):
+    model: str = "embedded"  # `embedded` or a local transformers model folder
+    data: Path = Path("out/data/examples.jsonl")
+    out_dir: Path = Path("out/train")
+    seed: int = 42
+    # --- data
+    system_prompt: str | None = None
+    template: Literal["auto", "smollm2", "chatml", "zephyr", "tulu"] = Field(
+        "auto", description="auto: the training twin of the model's own template, ChatML if it has none")
+    train_on: Literal["all_assistant", "last_assistant"] = "all_assistant"
+    validation_share: float = Field(0.1, ge=0, lt=1)
+    max_length: int = Field(512, gt=8)
+    min_trainable_share: float = Field(0.9, ge=0, le=1, description="stop if fewer examples keep an answer token")
+    packing: bool = False  # TRL's `bfd` strategy only: packed examples never attend to each other
+    # --- optimisation
+    learning_rate: float = Field(3e-4, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    lr_scheduler: str = "cosine"
+    warmup: float = Field(0.03, ge=0, description="< 1: a share of the steps; >= 1: a number of steps")
+    epochs: float = Field(3.0, gt=0)
+    max_steps: int = Field(-1, description="> 0 overrides epochs")
+    batch_size: int = Field(8, gt=0)
+    grad_accumulation: int = Field(1, gt=0)
+    max_grad_norm: float = Field(2.0, gt=0)
+    neftune_alpha: float | None = Field(None, gt=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    group_by_length: bool = False
+    activation_checkpointing: bool | None = None  # None: on for CUDA, off for CPU
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+    qlora: bool = False  # 4-bit NF4 base weights (bitsandbytes, CUDA only; `pip install 'sprout[gpu]'`)
+    optimizer: str | None = None  # None: adamw_torch, or paged_adamw_8bit with QLoRA
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(None, gt=0)
+    lora: LoraSettings = LoraSettings()
+    logging_steps: int = Field(5, gt=0)
+    eval_steps: int | None = Field(None, gt=0, description="None: evaluate once per epoch")
+
+    @model_validator(mode="after")
+    def _cpu_is_fp32(self) -> TrainConfig:
+        if self.device == "cpu" and (self.precision == "bf16" or self.qlora):
+            raise ValueError("device cpu trains in fp32 only: bf16 kills many CPUs ('illegal instruction') and "
+                             "QLoRA needs CUDA. Fix: precision: fp32 (or auto) and qlora: false.")
+        return self
+
+    def resolved_device(self) -> str:
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
