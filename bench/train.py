@@ -5,7 +5,7 @@ Each side runs in its own process (so peak RSS is its own) for the same number o
 same way on both sides). The packing figure is the share of real (non-pad) tokens per batch on short examples,
 with and without TRL's `bfd` packing. Prints a table and writes bench/results/train.json.
 
-    python bench/train.py [--steps 12] [--batch 8]
+    python bench/train.py [--steps 8] [--batch 2] [--accumulation 4]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from peft import LoraConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import SFTConfig, SFTTrainer
 
-data, model_dir, steps, batch, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+data, model_dir, steps, batch, accumulation, out = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:6]), sys.argv[6]
 torch.set_num_threads(2)
 tokenizer = AutoTokenizer.from_pretrained(model_dir)
 trainer = SFTTrainer(
@@ -36,9 +36,11 @@ trainer = SFTTrainer(
     train_dataset=load_dataset("json", data_files=data, split="train"),
     peft_config=LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM"),
     args=SFTConfig(output_dir=out, max_steps=steps, per_device_train_batch_size=batch, learning_rate=3e-4,
+                   gradient_accumulation_steps=accumulation,
                    max_length=512, use_cpu=True, report_to=[], save_strategy="no", disable_tqdm=True, seed=42,
                    include_num_input_tokens_seen="non_padding", lr_scheduler_type="cosine", warmup_steps=0.03,
-                   weight_decay=0.01, max_grad_norm=2.0))
+                   weight_decay=0.01, max_grad_norm=2.0,
+                   activation_checkpointing=False))  # sprout's CPU setting (TRL's own default turns it on)
 started = time.monotonic()
 trainer.train()
 seconds = time.monotonic() - started
@@ -51,9 +53,9 @@ import json, sys
 from sprout.trainer.config import TrainConfig
 from sprout.trainer.train import run_train
 
-data, steps, batch, out, packing = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5] == "1"
+data, steps, batch, accumulation, out = sys.argv[1], *map(int, sys.argv[2:5]), sys.argv[5]
 summary = run_train(TrainConfig(data=data, out_dir=out, max_steps=steps, batch_size=batch, threads=2,
-                                validation_share=0, packing=packing), log=lambda *_: None)
+                                grad_accumulation=accumulation, validation_share=0), log=lambda *_: None)
 print(json.dumps(summary))
 """
 
@@ -77,8 +79,9 @@ def run(script: str, *args: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=12)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=8, help="optimizer steps")
+    parser.add_argument("--batch", type=int, default=2, help="per-device batch (sprout's default)")
+    parser.add_argument("--accumulation", type=int, default=4, help="gradient accumulation (sprout's default)")
     args = parser.parse_args()
     from sprout.model_store import resolve_model
     from sprout.trainer.data import to_messages
@@ -90,11 +93,12 @@ def main() -> None:
         alpaca.write_text("".join(json.dumps(r) + "\n" for r in rows))
         messages = Path(tmp) / "messages.jsonl"  # what a user of plain TRL feeds it: the same conversations
         messages.write_text("".join(json.dumps({"messages": to_messages(r)}) + "\n" for r in rows))
-        plain = run(PLAIN_TRL, str(messages), str(model_dir), str(args.steps), str(args.batch), f"{tmp}/plain")
-        ours = run(SPROUT, str(alpaca), str(args.steps), str(args.batch), f"{tmp}/sprout", "0")
+        shape = (str(args.steps), str(args.batch), str(args.accumulation))
+        plain = run(PLAIN_TRL, str(messages), str(model_dir), *shape, f"{tmp}/plain")
+        ours = run(SPROUT, str(alpaca), *shape, f"{tmp}/sprout")
     plain_tps = plain["tokens"] / plain["seconds"]
     report = {
-        "steps": args.steps, "batch": args.batch, "rows": len(rows),
+        "steps": args.steps, "batch": args.batch, "accumulation": args.accumulation, "rows": len(rows),
         "plain_trl": {"tokens_per_second": round(plain_tps, 1), "peak_rss_mb": round(plain["peak_rss_mb"])},
         "sprout": {"tokens_per_second": ours["tokens_per_second"], "peak_rss_mb": round(ours["peak_rss_mb"])},
         "throughput_ratio": round(ours["tokens_per_second"] / plain_tps, 3),
@@ -102,7 +106,8 @@ def main() -> None:
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"LoRA SFT, SmolLM2-135M, CPU fp32, {args.steps} steps x batch {args.batch} ({len(rows)} rows)")
+    print(f"LoRA SFT, SmolLM2-135M, CPU fp32, {args.steps} steps x batch {args.batch} x accumulation "
+          f"{args.accumulation} ({len(rows)} rows)")
     print(f"{'':24}{'tokens/s':>10}{'peak RSS':>12}")
     print(f"{'plain TRL SFTTrainer':24}{plain_tps:>10.1f}{plain['peak_rss_mb']:>9.0f} MB")
     print(f"{'sprout train':24}{ours['tokens_per_second']:>10.1f}{ours['peak_rss_mb']:>9.0f} MB")

@@ -44,8 +44,10 @@ class TrainConfig(Strict):
     warmup: float = Field(0.03, ge=0, description="< 1: a share of the steps; >= 1: a number of steps")
     epochs: float = Field(3.0, gt=0)
     max_steps: int = Field(-1, description="> 0 overrides epochs")
-    batch_size: int = Field(8, gt=0)
-    grad_accumulation: int = Field(1, gt=0)
+    # 2 x 4 = an effective batch of 8 with a quarter of the activation memory of 8 x 1: without checkpointing
+    # (CPU default), activations dominate peak memory (135M on CPU: ~4.5 GB at 4 x 243 tokens).
+    batch_size: int = Field(2, gt=0)
+    grad_accumulation: int = Field(4, gt=0)
     max_grad_norm: float = Field(2.0, gt=0)
     neftune_alpha: float | None = Field(None, gt=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
@@ -53,7 +55,7 @@ class TrainConfig(Strict):
     activation_checkpointing: bool | None = None  # None: on for CUDA, off for CPU
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     qlora: bool = False  # 4-bit NF4 base weights (bitsandbytes, CUDA only; `pip install 'sprout[gpu]'`)
-    optimizer: str | None = None  # None: adamw_torch, or paged_adamw_8bit with QLoRA
+    optimizer: str | None = None  # None: TRL's default (fused AdamW), or paged_adamw_8bit with QLoRA
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(None, gt=0)
     lora: LoraSettings = LoraSettings()

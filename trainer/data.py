@@ -82,8 +82,9 @@ def read_conversations(path: Path, system_prompt: str | None = None) -> list[lis
 def split(conversations: list, share: float, seed: int) -> tuple[list, list]:
     """Seeded shuffle, then the last `share` (at least one row when share > 0 and there are 2+) for validation."""
     order = list(range(len(conversations)))
-    random.Random(f"{seed}:validation").shuffle(order)
     n_val = min(len(order) - 1, max(1, round(len(order) * share))) if share > 0 and len(order) > 1 else 0
+    if n_val:  # without a validation split the file order stays (the trainer's sampler shuffles anyway)
+        random.Random(f"{seed}:validation").shuffle(order)
     train = [conversations[i] for i in order[: len(order) - n_val]]
     return train, [conversations[i] for i in order[len(order) - n_val:]]
 

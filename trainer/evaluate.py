@@ -31,7 +31,9 @@ def load_tuned(adapter: Path, base: str | None = None, log=print):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from sprout.model_store import resolve_model
+    from sprout.trainer.train import quiet_libraries
 
+    quiet_libraries()
     adapter = Path(adapter)
     info_path = adapter / ADAPTER_INFO
     if not info_path.is_file():

@@ -28,6 +28,17 @@ PORTABLE_IDS = {"embedded": "HuggingFaceTB/SmolLM2-135M-Instruct"}
 ADAPTER_INFO = "sprout_adapter.json"
 
 
+def quiet_libraries() -> None:
+    """Per-map and weight-loading progress bars for a few hundred rows are noise, and transformers' own Trainer
+    still calls a name it deprecated (a warning for library authors, not for users)."""
+    from datasets.utils.logging import disable_progress_bar
+    from transformers.utils import logging as hf_logging
+
+    disable_progress_bar()
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+
+
 def peak_rss_mb() -> float:
     kilobytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(kilobytes / (1024 if sys.platform != "darwin" else 1024 * 1024), 1)
@@ -38,17 +49,18 @@ def training_arguments(config: TrainConfig, device: str, checkpoints: Path, has_
 
     bf16 = config.precision == "bf16" or (config.precision == "auto" and device == "cuda")
     checkpointing = config.activation_checkpointing if config.activation_checkpointing is not None else device == "cuda"
-    optimizer = config.optimizer or ("paged_adamw_8bit" if config.qlora else "adamw_torch")
+    # TRL's default optimizer (fused AdamW) unless QLoRA wants the paged 8-bit one or the config names one.
+    optimizer = {"optim": config.optimizer or "paged_adamw_8bit"} if config.optimizer or config.qlora else {}
     evaluate = ("steps" if config.eval_steps else "epoch") if has_eval else "no"
     return SFTConfig(
-        output_dir=str(checkpoints), seed=config.seed, data_seed=config.seed,
+        output_dir=str(checkpoints), seed=config.seed,
         learning_rate=config.learning_rate, weight_decay=config.weight_decay, lr_scheduler_type=config.lr_scheduler,
         warmup_steps=config.warmup, num_train_epochs=config.epochs, max_steps=config.max_steps,
         per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accumulation, max_grad_norm=config.max_grad_norm,
         neftune_noise_alpha=config.neftune_alpha, label_smoothing_factor=config.label_smoothing,
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
-        activation_checkpointing=checkpointing, bf16=bf16, use_cpu=device == "cpu", optim=optimizer,
+        activation_checkpointing=checkpointing, bf16=bf16, use_cpu=device == "cpu", **optimizer,
         max_length=config.max_length, packing=config.packing, packing_strategy="bfd",
         logging_steps=config.logging_steps, eval_strategy=evaluate, eval_steps=config.eval_steps,
         save_strategy="no", report_to=[], dataloader_num_workers=0, disable_tqdm=True,
@@ -93,18 +105,13 @@ class Prepared:
 def prepare(config: TrainConfig, checkpoints: Path, log=print) -> Prepared:
     import torch
     from datasets import Dataset
-    from datasets.utils.logging import disable_progress_bar
     from peft import LoraConfig
     from transformers import AutoTokenizer, PrinterCallback
-    from transformers.utils import logging as hf_logging
     from trl import SFTTrainer
 
     from sprout.model_store import resolve_model
 
-    disable_progress_bar()  # per-map and weight-loading progress bars for a few hundred rows are noise
-    hf_logging.disable_progress_bar()
-    # transformers' own Trainer still calls its deprecated name; the warning is for library authors, not users.
-    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+    quiet_libraries()
     device = config.resolved_device()
     if device == "cpu" and (config.precision == "bf16" or config.qlora):
         raise UserError("no CUDA device here: CPU training is fp32 only (bf16 kills many CPUs with 'illegal "
@@ -146,8 +153,8 @@ def prepare(config: TrainConfig, checkpoints: Path, log=print) -> Prepared:
 
 
 def run_train(config: TrainConfig, log=print) -> dict:
-    Path(config.out_dir).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".checkpoints-", dir=config.out_dir) as checkpoints:
+    # Trainer scratch space outside out_dir: a run refused before training leaves no folder behind.
+    with tempfile.TemporaryDirectory(prefix="sprout-checkpoints-") as checkpoints:
         run = prepare(config, Path(checkpoints), log)
         trainer, train, val, metrics, out = run.trainer, run.train, run.val, run.metrics, run.out
         started = time.monotonic()
