@@ -16,7 +16,7 @@ from sprout.backends.base import Sampling
 from sprout.backends.local import LocalBackend
 from sprout.dataset_io import read_rows
 from sprout.errors import UserError
-from sprout.jsonl import atomic_write
+from sprout.jsonl import atomic_directory, atomic_write
 from sprout.task_spec import match_label
 from sprout.trainer.data import to_messages, tokenize
 from sprout.trainer.train import ADAPTER_INFO
@@ -175,23 +175,11 @@ def eval_markdown(report: dict) -> str:
 
 def merge_adapter(adapter: Path, out: Path, base: str | None = None, log=print) -> Path:
     """Fold the LoRA weights into the base: a standalone model folder that loads with plain transformers."""
-    import shutil
-    import tempfile
-
     model, tokenizer = load_tuned(adapter, base, log)
     merged = model.merge_and_unload()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with atomic_directory(out) as staging:
         merged.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import resource
-import shutil
 import sys
 import tempfile
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 
 from sprout.config import dump_resolved
 from sprout.errors import UserError
-from sprout.jsonl import atomic_write
+from sprout.jsonl import atomic_directory, atomic_write
 from sprout.trainer.config import TrainConfig
 from sprout.trainer.data import Tokenized, choose_template, read_conversations, split, tokenize
 from sprout.trainer.metrics import MetricsLog, plot_loss, real_token_share
@@ -183,8 +182,7 @@ def run_train(config: TrainConfig, log=print) -> dict:
 def save_adapter(model, tokenizer, template: str, config: TrainConfig, target: Path) -> None:
     """The LoRA weights, tokenizer and training template, written to a staging folder and renamed into place. The
     adapter records a portable base-model name, never this machine's path, so it reloads anywhere."""
-    staging = Path(tempfile.mkdtemp(prefix=".adapter-", dir=target.parent))
-    try:
+    with atomic_directory(target) as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         (staging / "training_template.jinja").write_text(template, encoding="utf-8")
@@ -192,9 +190,3 @@ def save_adapter(model, tokenizer, template: str, config: TrainConfig, target: P
         adapter_config["base_model_name_or_path"] = PORTABLE_IDS.get(config.model, Path(config.model).name)
         (staging / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2) + "\n")
         (staging / ADAPTER_INFO).write_text(json.dumps({"model": config.model}) + "\n")
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
