@@ -196,6 +196,9 @@ def test_unknown_key_and_missing_data_are_user_errors(tmp_path):
     path = write(tmp_path / "t.yaml", "epochs: 1\nlearning_rat: 0.1\n")
     with pytest.raises(UserError, match=r"t.yaml:2: unknown key 'learning_rat'"):
         load_config(path, model=TrainConfig)
+    path = write(tmp_path / "old.yaml", "max_seq_length: 256\nwarmup_ratio: 0.1\n")
+    with pytest.raises(UserError, match="`max_seq_length` is the trainer-argument name: use `max_length`"):
+        load_config(path, model=TrainConfig)
     from sprout.trainer.data import read_conversations
 
     with pytest.raises(UserError, match="run `make data` first"):

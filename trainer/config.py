@@ -23,6 +23,15 @@ class LoraSettings(Strict):
     target_modules: str | list[str] = "all-linear"
 
 
+# Names users bring from older TRL/transformers scripts (or from the trainer arguments) -> the key here.
+RENAMED = {"max_seq_length": "max_length", "evaluation_strategy": "eval_steps", "warmup_ratio": "warmup",
+           "warmup_steps": "warmup", "gradient_checkpointing": "activation_checkpointing",
+           "per_device_train_batch_size": "batch_size", "gradient_accumulation_steps": "grad_accumulation",
+           "num_train_epochs": "epochs", "neftune_noise_alpha": "neftune_alpha", "lr_scheduler_type": "lr_scheduler",
+           "label_smoothing_factor": "label_smoothing", "optim": "optimizer", "lora_r": "lora.r",
+           "lora_alpha": "lora.alpha", "lora_dropout": "lora.dropout", "bf16": "precision: bf16"}
+
+
 class TrainConfig(Strict):
     model: str = "embedded"  # `embedded` or a local transformers model folder
     data: Path = Path("out/data/examples.jsonl")
@@ -61,6 +70,14 @@ class TrainConfig(Strict):
     lora: LoraSettings = LoraSettings()
     logging_steps: int = Field(5, gt=0)
     eval_steps: int | None = Field(None, gt=0, description="None: evaluate once per epoch")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data):
+        old = sorted(k for k in data if k in RENAMED) if isinstance(data, dict) else []
+        if old:
+            raise ValueError("; ".join(f"`{k}` is the trainer-argument name: use `{RENAMED[k]}`" for k in old))
+        return data
 
     @model_validator(mode="after")
     def _cpu_is_fp32(self) -> TrainConfig:
