@@ -288,8 +288,10 @@ def load_config(path: Path | None, overrides: list[str] = (), model: type[BaseMo
                 parent = _model_at(model, loc[:-1])
                 valid = ", ".join(parent.model_fields) if parent else "see configs/data.yaml"
                 problems.append(f"{where}: unknown key {key!r}; valid keys here: {valid}")
-            else:
+            elif key:
                 problems.append(f"{where}: key {key!r}: {error['msg']}")
+            else:  # a rule over several keys
+                problems.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
         raise UserError(f"invalid {what}; nothing was run:", problems) from None
 
 
