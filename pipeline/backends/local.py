@@ -26,7 +26,9 @@ class LocalBackend(Backend):
     def __init__(self, model_dir: Path, batch_size: int = 8, threads: int | None = None, device: str = "cpu"):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # a weight-loading bar per model load is noise in a run's output
         if threads:
             torch.set_num_threads(threads)
         self.torch = torch
