@@ -159,7 +159,9 @@ def run_train(config: TrainConfig, log=print) -> dict:
         started = time.monotonic()
         result = trainer.train()
         seconds = time.monotonic() - started
-        final_eval = trainer.evaluate() if val.rows else {}
+        # The epoch-end evaluation already ran after the last step: reuse it rather than evaluate twice.
+        evaluated = [row for row in metrics.rows() if "eval_loss" in row and row["step"] == result.global_step]
+        final_eval = (evaluated[-1] if evaluated else trainer.evaluate()) if val.rows else {}
     tokenizer, template, device = run.tokenizer, run.template, run.device
     if not trainer.is_world_process_zero():  # under `accelerate launch`, the main process writes the outputs
         return {"out_dir": str(out), "rank": trainer.args.process_index}
