@@ -24,11 +24,27 @@ class SamplingConfig(Strict):
 
 
 class BackendConfig(Strict):
-    kind: Literal["local"] = "local"
-    model: str = "embedded"  # `embedded` or a local transformers model folder
+    kind: Literal["local", "openai"] = "local"
+    model: str = "embedded"  # local: `embedded` or a model folder; openai: the served model's name
     batch_size: int = Field(16, gt=0)
     threads: int | None = Field(None, gt=0)
     device: str = "cpu"
+    # kind: openai (any OpenAI-compatible server); a list of base URLs is a pool (least outstanding requests first)
+    base_url: str | tuple[str, ...] | None = None
+    api_key_env: str | None = Field(None, description="name of the environment variable holding the API key")
+    max_concurrency: int = Field(8, gt=0)
+    timeout: float = Field(120.0, gt=0)
+    max_retries: int = Field(5, ge=0)
+
+    @model_validator(mode="after")
+    def _openai_needs_a_server(self) -> BackendConfig:
+        if self.kind == "openai" and not self.base_url:
+            raise ValueError("kind openai needs `base_url:` (e.g. http://localhost:8000/v1, or a list for a pool)")
+        return self
+
+    @property
+    def base_urls(self) -> list[str]:
+        return [self.base_url] if isinstance(self.base_url, str) else list(self.base_url or ())
 
 
 class SelfInstructConfig(Strict):

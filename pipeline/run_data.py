@@ -70,10 +70,10 @@ class Backends:
     """The run's backend and any other model a judge asks for, each loaded once, all on the one response cache."""
 
     def __init__(self, main: BackendConfig, cache: Path, log):
-        from sprout.model_store import resolve_model
 
         self.cache, self.log = cache, log
-        self.model_dirs = {main.model: resolve_model(main.model, log=log)}  # fail fast, before anything is written
+        self.model_dirs = {}
+        self.resolve([main])  # fail fast, before anything is written
         self.main_config = main
         self.open: dict[BackendConfig, CachedBackend] = {}
 
@@ -81,15 +81,22 @@ class Backends:
         from sprout.model_store import resolve_model
 
         for c in configs:
-            self.model_dirs.setdefault(c.model, resolve_model(c.model, log=self.log))
+            if c.kind == "local" and c.model not in self.model_dirs:
+                self.model_dirs[c.model] = resolve_model(c.model, log=self.log)
 
     def get(self, config: BackendConfig | None = None) -> CachedBackend:
         from sprout.backends.local import LocalBackend
 
         config = config or self.main_config
         if config not in self.open:
-            local = LocalBackend(self.model_dirs[config.model], config.batch_size, config.threads, config.device)
-            self.open[config] = CachedBackend(local, self.cache)
+            if config.kind == "openai":
+                from sprout.backends.openai_compat import OpenAIBackend
+
+                inner = OpenAIBackend(config.base_urls, config.model, config.api_key_env, config.max_concurrency,
+                                      config.timeout, config.max_retries)
+            else:
+                inner = LocalBackend(self.model_dirs[config.model], config.batch_size, config.threads, config.device)
+            self.open[config] = CachedBackend(inner, self.cache)
         return self.open[config]
 
     def usage(self) -> dict:

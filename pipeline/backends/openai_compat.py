@@ -1,0 +1,117 @@
+"""OpenAI-compatible backend (OpenAI, `vllm serve`, `transformers serve`, Ollama, llama.cpp's server) on the official
+async `openai` client: a batch runs as concurrent requests (at most `max_concurrency` at once), results in input
+order. The client retries with exponential backoff and jitter and honours Retry-After; sprout adds the endpoint
+pool: requests go to the server with the fewest outstanding requests, and a server that keeps failing is set aside
+for a while. The API key comes from a named environment variable only, and never reaches a log, cache or record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass
+
+from sprout.backends.base import Backend, Completion, Message, Sampling
+from sprout.errors import UserError
+
+
+@dataclass
+class Endpoint:
+    url: str
+    client: object
+    outstanding: int = 0
+    failures: int = 0  # consecutive
+    down_until: float = 0.0
+
+
+class OpenAIBackend(Backend):
+    def __init__(self, base_urls: list[str], model: str, api_key_env: str | None = None, max_concurrency: int = 8,
+                 timeout: float = 120.0, max_retries: int = 5, set_aside_after: int = 3, set_aside_for: float = 30.0):
+        import openai
+
+        key = os.environ.get(api_key_env) if api_key_env else None
+        if api_key_env and not key:
+            raise UserError(f"backend.api_key_env: the environment variable {api_key_env} is not set. Fix: export "
+                            f"{api_key_env}=... (the key is read from the environment only).")
+        self.model, self.model_id = model, f"openai:{model}"  # the cache key names the model, not the servers
+        self.max_concurrency, self.set_aside_after, self.set_aside_for = max_concurrency, set_aside_after, set_aside_for
+        self.endpoints = [Endpoint(url, openai.AsyncOpenAI(base_url=url, api_key=key or "none", timeout=timeout,
+                                                          max_retries=max_retries)) for url in base_urls]
+        self.errors = (openai.APIConnectionError, openai.APITimeoutError, openai.InternalServerError,
+                       openai.RateLimitError)
+
+        # One event loop for the backend's life: the async clients keep their connections on it between batches.
+        self.loop = asyncio.new_event_loop()
+
+    def generate(self, batch: list[list[Message]], sampling: Sampling) -> list[list[Completion]]:
+        return self.loop.run_until_complete(self._generate(batch, sampling))
+
+    def close(self) -> None:
+        if not self.loop.is_closed():
+            for endpoint in self.endpoints:
+                self.loop.run_until_complete(endpoint.client.close())
+            self.loop.close()
+
+    async def _generate(self, batch, sampling: Sampling) -> list[list[Completion]]:
+        gate = asyncio.Semaphore(self.max_concurrency)
+
+        async def one(messages):
+            return await self._samples(messages, sampling, gate)
+
+        return list(await asyncio.gather(*(one(messages) for messages in batch)))
+
+    async def _samples(self, messages, sampling: Sampling, gate) -> list[Completion]:
+        """`n` completions; servers that return fewer choices than asked (e.g. transformers serve) get asked again,
+        one sample at a time with the next seeds, so `n` always holds."""
+        out: list[Completion] = []
+        while len(out) < sampling.n:
+            async with gate:
+                out += await self._request(messages, sampling, sampling.n - len(out), sampling.seed + len(out))
+        return out[: sampling.n]
+
+    def _pick(self) -> Endpoint:
+        now = time.monotonic()
+        usable = [e for e in self.endpoints if e.down_until <= now] or self.endpoints
+        return min(usable, key=lambda e: (e.outstanding, e.failures))
+
+    async def _request(self, messages, sampling: Sampling, n: int, seed: int) -> list[Completion]:
+        attempts = 0
+        while True:
+            endpoint = self._pick()
+            endpoint.outstanding += 1
+            try:
+                response = await endpoint.client.chat.completions.create(
+                    model=self.model, messages=messages, n=n, max_tokens=sampling.max_tokens,
+                    temperature=sampling.temperature, top_p=sampling.top_p, seed=seed,
+                    stop=list(sampling.stop)[:4] or None, presence_penalty=sampling.presence_penalty,
+                    frequency_penalty=sampling.frequency_penalty)
+                endpoint.failures = 0
+            except self.errors:
+                endpoint.failures += 1
+                if endpoint.failures >= self.set_aside_after:  # the client's own retries are spent: rest it
+                    endpoint.down_until = time.monotonic() + self.set_aside_for
+                attempts += 1
+                if attempts >= len(self.endpoints) * self.set_aside_after:
+                    raise
+                continue
+            finally:
+                endpoint.outstanding -= 1
+            return self._completions(response, sampling)
+
+    @staticmethod
+    def _completions(response, sampling: Sampling) -> list[Completion]:
+        usage = response.usage
+        choices = sorted(response.choices, key=lambda c: c.index)
+        per = max(len(choices), 1)
+        completions = []
+        for i, choice in enumerate(choices):
+            text = choice.message.content or ""
+            for stop in sampling.stop:  # servers that ignore `stop` (or more than four of them) are cut here too
+                if stop in text:
+                    text = text[: text.index(stop)]
+            completions.append(Completion(
+                text=text.strip(), finish_reason="length" if choice.finish_reason == "length" else "stop",
+                prompt_tokens=(usage.prompt_tokens if usage and i == 0 else 0),  # the prompt is read once
+                completion_tokens=(usage.completion_tokens if usage else 0) // per))
+        return completions
