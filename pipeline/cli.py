@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -38,6 +39,16 @@ def _fail(error: UserError) -> None:
     raise typer.Exit(error.exit_code)
 
 
+@contextmanager
+def progress_bar(label: str, total: int):
+    """A progress bar with ETA on stderr; yields (update(done, total), log(message)) for a run function."""
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task(label, total=total)
+        yield (lambda done, _total: bar.update(task, completed=done)), bar.console.print
+
+
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show debug logs.")] = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(message)s",
@@ -59,12 +70,8 @@ def data(
 
     try:
         cfg = load_config(config, set_)
-        columns = (TextColumn("new tasks"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("eta"), TimeRemainingColumn())
-        with Progress(*columns, console=console, transient=False) as bar:
-            task = bar.add_task("grow", total=cfg.generators.self_instruct.target)
-            summary = run_data(cfg, force=force, progress=lambda done, total: bar.update(task, completed=done),
-                               log=bar.console.print)
+        with progress_bar("new tasks", cfg.generators.self_instruct.target) as (update, log):
+            summary = run_data(cfg, force=force, progress=update, log=log)
     except UserError as error:
         _fail(error)
     print_summary(summary, Console())
@@ -126,11 +133,8 @@ def evolve(
     overrides = [*set_, f"input={input_path}", *([f"evol_instruct.rounds={rounds}"] if rounds else [])]
     try:
         cfg = load_config(config, overrides, model=EvolveRunConfig)
-        columns = (TextColumn("rounds"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=console) as bar:
-            task = bar.add_task("evolve", total=cfg.evol_instruct.rounds)
-            summary = run_evolve(cfg, force=force, progress=lambda done, total: bar.update(task, completed=done),
-                                 log=bar.console.print)
+        with progress_bar("rounds", cfg.evol_instruct.rounds) as (update, log):
+            summary = run_evolve(cfg, force=force, progress=update, log=log)
     except UserError as error:
         _fail(error)
     print_summary(summary, Console())
@@ -153,12 +157,8 @@ def synth(
     overrides = [*set_, *([f"synth.task={task}"] if task else []), *([f"synth.n={n}"] if n else [])]
     try:
         cfg = load_config(config, overrides, model=SynthRunConfig)
-        columns = (TextColumn("pairs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
-                   TimeRemainingColumn())
-        with Progress(*columns, console=console) as bar:
-            job = bar.add_task("synth", total=cfg.synth.n)
-            summary = run_synth(cfg, force=force, progress=lambda done, total: bar.update(job, completed=done),
-                                log=bar.console.print)
+        with progress_bar("pairs", cfg.synth.n) as (update, log):
+            summary = run_synth(cfg, force=force, progress=update, log=log)
     except UserError as error:
         _fail(error)
     print_summary(summary, Console())
