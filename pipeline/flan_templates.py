@@ -90,6 +90,7 @@ class TemplateSet:
     path: Path
     spec: FlanTaskFile
     sha: str
+    text: str  # the file as read: line numbers for messages come from it, without reading the file again
 
     @property
     def classification(self) -> bool:
@@ -161,7 +162,8 @@ def load_template_set(task: str, root: Path = PROMPTS_DIR / "flan") -> TemplateS
     except ValidationError as exc:
         raise UserError(f"{path}: invalid template file: {describe_errors(exc)}") from None
     problems = []
-    root_node = yaml.compose(raw.decode("utf-8"))
+    text = raw.decode("utf-8")
+    root_node = yaml.compose(text)
     if spec.kind == "classification" and (spec.label_field is None or spec.answer_choices is None):
         problems.append(f"{path}: a classification task needs `label_field` and `answer_choices`")
     for i, template in enumerate(spec.templates):
@@ -171,12 +173,12 @@ def load_template_set(task: str, root: Path = PROMPTS_DIR / "flan") -> TemplateS
             problems.append(f"{path}:{_line_of(root_node, ('templates', i))}: template {template.name!r}: {exc}")
     if problems:
         raise UserError(f"invalid template file {path}; nothing was run:", problems)
-    return TemplateSet(task, path, spec, hashlib.sha256(raw).hexdigest()[:12])
+    return TemplateSet(task, path, spec, hashlib.sha256(raw).hexdigest()[:12], text)
 
 
 def check_templates(templates: TemplateSet, fields: set[str]) -> None:
     """Every template must fit the rows it will render: one message per problem, naming file:line and template."""
-    root_node = yaml.compose(templates.path.read_text(encoding="utf-8"))
+    root_node = yaml.compose(templates.text)
     problems = [f"{templates.path}:{_line_of(root_node, ('templates', i))}: template {t.name!r}: {problem}"
                 for i, t in enumerate(templates.spec.templates) for problem in templates.problems(t, fields)]
     if problems:

@@ -46,6 +46,30 @@ class RunSummary:
     flan: list = field(default_factory=list)  # per template set: rows, records, uses per template
 
 
+class RunFiles:
+    """A run's examples.jsonl and rejected.jsonl: each batch's records and rejects are appended (whole lines,
+    fsynced, resumable) and counted into the summary in one call, so the files and the counts cannot drift."""
+
+    def __init__(self, summary: RunSummary):
+        out = Path(summary.out_dir)
+        self.summary = summary
+        self.examples = ResumableJsonl(out / "examples.jsonl")
+        self.rejected = ResumableJsonl(out / "rejected.jsonl")
+
+    def write(self, records=(), rejections=()) -> None:
+        self.examples.write([r.to_json() for r in records])
+        self.rejected.write([r.to_json() for r in rejections])
+        self.summary.examples += len(records)
+        self.summary.rejected += len(rejections)
+
+    def __enter__(self) -> RunFiles:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.examples.close()
+        self.rejected.close()
+
+
 def prepare_run_dir(config: DataConfig, force: bool) -> None:
     out = Path(config.out_dir)
     recorded = out / "config.yaml"
@@ -110,15 +134,11 @@ class Backends:
             backend.close()
 
 
-def evolve_rounds(evolver, rounds: int, examples: ResumableJsonl, rejected: ResumableJsonl, summary: RunSummary,
-                  after_round=None) -> None:
+def evolve_rounds(evolver, rounds: int, files: RunFiles, after_round=None) -> None:
     """Run Evol-Instruct's rounds, appending survivors and eliminations to the run's files as each round ends."""
     for round_no in range(rounds):
         result = evolver.run_round(round_no)
-        examples.write([r.to_json() for r in result.records])
-        rejected.write([r.to_json() for r in result.rejections])
-        summary.examples += len(result.records)
-        summary.rejected += len(result.rejections)
+        files.write(result.records, result.rejections)
         if after_round:
             after_round(round_no, result)
 
@@ -133,7 +153,7 @@ def finish_run(summary: RunSummary, stages: dict, usage: dict, started: float) -
     write_reports(Path(summary.out_dir))
 
 
-def _evolve_pool(config, grower, seeds, file_sources, backends, examples, rejected, summary, log):
+def _evolve_pool(config, grower, seeds, file_sources, backends, files: RunFiles, log):
     """Evol-Instruct over the tasks Self-Instruct grew (one example each), deduplicated against the seeds and
     everything accepted; its survivors and eliminations land in the same files."""
     evol = config.generators.evol_instruct
@@ -150,27 +170,42 @@ def _evolve_pool(config, grower, seeds, file_sources, backends, examples, reject
         sources = list(first_of_task.values())
     evolver = make_evolver(evol, config.filters, sources, backends.get, config.seed,
                            dedup_against=[s.instruction for s in seeds] + [r.instruction for r in sources])
-    evolve_rounds(evolver, evol.rounds, examples, rejected, summary, lambda n, result: log(
+    evolve_rounds(evolver, evol.rounds, files, lambda n, result: log(
         f"Evol-Instruct round {n + 1}/{evol.rounds}: {len(result.records)} evolved, "
         f"{len(result.rejections)} eliminated"))
     return evolver
 
 
-def expand_flan(flan: FlanConfig | None, filters: FilterConfig, seed: int, sources, examples, rejected,
-                summary: RunSummary, log):
+def expand_flan(flan: FlanConfig | None, filters: FilterConfig, seed: int, sources, files: RunFiles, log):
     """FLAN templates over their rows: no model call, the same kind of stage and the same files as the rest."""
     if flan is None:
         return None
     expansion = FlanExpansion(flan, build_stage("flan", flan.rules, filters), seed)
     for source in sources:
         result = expansion.run(source)
-        examples.write([r.to_json() for r in result.records])
-        rejected.write([r.to_json() for r in result.rejections])
-        summary.examples += len(result.records)
-        summary.rejected += len(result.rejections)
+        files.write(result.records, result.rejections)
         log(f"FLAN {source.templates.name}: {len(result.records)} records from {len(source.rows)} rows")
-    summary.flan = expansion.stats
+    files.summary.flan = expansion.stats
     return expansion
+
+
+def _self_instruct(generator: SelfInstruct, si_config, files: RunFiles, progress, log) -> None:
+    """Batches until `target` new tasks (or max_batches); proposals never judged are written down as rejects."""
+    summary = files.summary
+    while summary.new_tasks < si_config.target:
+        if summary.batches >= si_config.max_batches:
+            summary.stopped_early = True
+            log(f"Stopped after max_batches={si_config.max_batches} with {summary.new_tasks} of "
+                f"{si_config.target} new tasks; raise generators.self_instruct.max_batches to go on.")
+            break
+        result = generator.run_batch(summary.batches, si_config.target - summary.new_tasks)
+        files.write(result.records, result.rejections)
+        summary.batches += 1
+        summary.new_tasks += len(result.new_tasks)
+        if progress:
+            progress(summary.new_tasks, si_config.target)
+    why = "the run stopped at max_batches first" if summary.stopped_early else "the target was met first"
+    files.write(rejections=generator.drain_backlog(why))
 
 
 def run_data(config: DataConfig, force: bool = False, progress=None, log=print) -> RunSummary:
@@ -193,39 +228,17 @@ def run_data(config: DataConfig, force: bool = False, progress=None, log=print) 
     si_config = config.generators.self_instruct
     generator = SelfInstruct(si_config, seeds, backend, filters, config.seed)
     summary = RunSummary(str(config.out_dir), len(seeds), si_config.target)
-    examples = ResumableJsonl(Path(config.out_dir) / "examples.jsonl")
-    rejected = ResumableJsonl(Path(config.out_dir) / "rejected.jsonl")
     try:
-        while summary.new_tasks < si_config.target:
-            if summary.batches >= si_config.max_batches:
-                summary.stopped_early = True
-                log(f"Stopped after max_batches={si_config.max_batches} with {summary.new_tasks} of "
-                    f"{si_config.target} new tasks; raise generators.self_instruct.max_batches to go on.")
-                break
-            result = generator.run_batch(summary.batches, si_config.target - summary.new_tasks)
-            examples.write([r.to_json() for r in result.records])
-            rejected.write([r.to_json() for r in result.rejections])
-            summary.batches += 1
-            summary.new_tasks += len(result.new_tasks)
-            summary.examples += len(result.records)
-            summary.rejected += len(result.rejections)
-            if progress:
-                progress(summary.new_tasks, si_config.target)
-        why = "the run stopped at max_batches first" if summary.stopped_early else "the target was met first"
-        leftovers = generator.drain_backlog(why)
-        rejected.write([r.to_json() for r in leftovers])
-        summary.rejected += len(leftovers)
-        evolutions = _evolve_pool(config, generator, seeds, file_sources, backends, examples, rejected, summary, log)
-        synthesized = [synthesize(entry, spec, backends, config.filters, config.seed, examples, rejected, summary,
-                                  log) for entry, spec in zip(generators.pair_synthesis, specs, strict=True)]
-        for pairs in synthesized:
-            log(f"pair synthesis {pairs.spec.name}: {sum(pairs.accepted.values())} of {pairs.config.n} pairs, "
-                f"labels {dict(pairs.accepted)}")
-        expansion = expand_flan(generators.flan, config.filters, config.seed, flan_sources, examples, rejected,
-                                summary, log)
+        with RunFiles(summary) as files:
+            _self_instruct(generator, si_config, files, progress, log)
+            evolutions = _evolve_pool(config, generator, seeds, file_sources, backends, files, log)
+            synthesized = [synthesize(entry, spec, backends, config.filters, config.seed, files, log)
+                           for entry, spec in zip(generators.pair_synthesis, specs, strict=True)]
+            for pairs in synthesized:
+                log(f"pair synthesis {pairs.spec.name}: {sum(pairs.accepted.values())} of {pairs.config.n} pairs, "
+                    f"labels {dict(pairs.accepted)}")
+            expansion = expand_flan(generators.flan, config.filters, config.seed, flan_sources, files, log)
     finally:
-        examples.close()
-        rejected.close()
         backends.close()
     stages = {"tasks": filters.tasks, "instances": filters.instances}
     if evolutions:

@@ -10,8 +10,7 @@ from pydantic import Field
 from sprout.config import BackendConfig, EvolInstructConfig, FilterConfig, Strict
 from sprout.dataset_io import read_records
 from sprout.generators.evol_instruct import make_evolver
-from sprout.jsonl import ResumableJsonl
-from sprout.run_data import Backends, RunSummary, evolve_rounds, finish_run, prepare_run_dir
+from sprout.run_data import Backends, RunFiles, RunSummary, evolve_rounds, finish_run, prepare_run_dir
 
 
 class EvolveRunConfig(Strict):
@@ -34,18 +33,15 @@ def run_evolve(config: EvolveRunConfig, force: bool = False, progress=None, log=
     generator = make_evolver(evol, config.filters, sources, backends.get, config.seed,
                              dedup_against=[r.instruction for r in sources])
     summary = RunSummary(str(config.out_dir), seeds=len(sources), target=0)
-    examples = ResumableJsonl(Path(config.out_dir) / "examples.jsonl")
-    rejected = ResumableJsonl(Path(config.out_dir) / "rejected.jsonl")
     def after_round(round_no, result):
         summary.batches += 1
         if progress:
             progress(round_no + 1, evol.rounds)
 
     try:
-        evolve_rounds(generator, evol.rounds, examples, rejected, summary, after_round)
+        with RunFiles(summary) as files:
+            evolve_rounds(generator, evol.rounds, files, after_round)
     finally:
-        examples.close()
-        rejected.close()
         backends.close()
     finish_run(summary, {"evolutions": generator.stage}, backends.usage(), started)
     return summary

@@ -13,8 +13,7 @@ from sprout.errors import UserError
 from sprout.filters.build import build_stage
 from sprout.generators.flan_expansion import load_source
 from sprout.generators.pair_synthesis import PairSynthesis
-from sprout.jsonl import ResumableJsonl
-from sprout.run_data import Backends, RunSummary, finish_run, prepare_run_dir
+from sprout.run_data import Backends, RunFiles, RunSummary, finish_run, prepare_run_dir
 from sprout.task_spec import TaskSpec, load_task_spec
 
 
@@ -45,12 +44,11 @@ def load_specs(entries: list[PairSynthesisConfig]) -> list[TaskSpec]:
 
 
 def synthesize(entry: PairSynthesisConfig, spec: TaskSpec, backends: Backends, filters: FilterConfig, seed: int,
-               examples: ResumableJsonl, rejected: ResumableJsonl, summary: RunSummary, log, progress=None
-               ) -> PairSynthesis:
+               files: RunFiles, log, progress=None) -> PairSynthesis:
     """Batches until `n` pairs are accepted (or max_batches); every batch's records land in the run's files."""
     stage = build_stage(f"pairs:{spec.name}", entry.rules, filters)
     generator = PairSynthesis(entry, spec, backends.get(), stage, seed)
-    batch = 0
+    batch, summary = 0, files.summary
     while not generator.done:
         if batch >= entry.max_batches:
             summary.stopped_early = True
@@ -58,10 +56,7 @@ def synthesize(entry: PairSynthesisConfig, spec: TaskSpec, backends: Backends, f
                 f"{sum(generator.accepted.values())} of {entry.n} pairs; raise max_batches to go on.")
             break
         result = generator.run_batch(batch)
-        examples.write([r.to_json() for r in result.records])
-        rejected.write([r.to_json() for r in result.rejections])
-        summary.examples += len(result.records)
-        summary.rejected += len(result.rejections)
+        files.write(result.records, result.rejections)
         summary.batches += 1
         batch += 1
         if progress:
@@ -76,14 +71,10 @@ def run_synth(config: SynthRunConfig, force: bool = False, progress=None, log=pr
     prepare_run_dir(config, force)
     started = time.monotonic()
     summary = RunSummary(str(config.out_dir), seeds=len(spec.examples), target=0)
-    examples = ResumableJsonl(Path(config.out_dir) / "examples.jsonl")
-    rejected = ResumableJsonl(Path(config.out_dir) / "rejected.jsonl")
     try:
-        generator = synthesize(config.synth, spec, backends, config.filters, config.seed, examples, rejected,
-                               summary, log, progress)
+        with RunFiles(summary) as files:
+            generator = synthesize(config.synth, spec, backends, config.filters, config.seed, files, log, progress)
     finally:
-        examples.close()
-        rejected.close()
         backends.close()
     finish_run(summary, {generator.stage.name: generator.stage}, backends.usage(), started)
     return summary
@@ -105,12 +96,7 @@ def run_flan(config: FlanRunConfig, force: bool = False, log=print) -> RunSummar
     prepare_run_dir(config, force)
     started = time.monotonic()
     summary = RunSummary(str(config.out_dir), seeds=sum(len(s.rows) for s in sources), target=0)
-    examples = ResumableJsonl(Path(config.out_dir) / "examples.jsonl")
-    rejected = ResumableJsonl(Path(config.out_dir) / "rejected.jsonl")
-    try:
-        expansion = expand_flan(config.flan, config.filters, config.seed, sources, examples, rejected, summary, log)
-    finally:
-        examples.close()
-        rejected.close()
+    with RunFiles(summary) as files:
+        expansion = expand_flan(config.flan, config.filters, config.seed, sources, files, log)
     finish_run(summary, {"flan": expansion.stage}, {}, started)
     return summary

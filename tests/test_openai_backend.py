@@ -84,6 +84,10 @@ def test_config_needs_a_base_url_and_a_set_key_variable(monkeypatch):
     monkeypatch.delenv("SPROUT_TEST_KEY", raising=False)
     with pytest.raises(UserError, match="SPROUT_TEST_KEY is not set"):
         OpenAIBackend(["http://a/v1"], "m", api_key_env="SPROUT_TEST_KEY")
+    dead = OpenAIBackend([f"http://127.0.0.1:{free_port()}/v1"], "m", max_retries=0, set_aside_after=1)
+    with pytest.raises(UserError, match="no server answered .* Fix: start the server or correct backend.base_url"):
+        dead.generate([[{"role": "user", "content": "hi"}]], Sampling(max_tokens=4))
+    dead.close()
 
 
 

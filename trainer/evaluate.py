@@ -186,6 +186,6 @@ def merge_adapter(adapter: Path, out: Path, base: str | None = None, log=print) 
 def chat(adapter: Path, prompt: str, max_tokens: int = 256, base: str | None = None, log=print) -> str:
     model, tokenizer = load_tuned(adapter, base, log)
     backend = LocalBackend.from_model(model, tokenizer, model_id="sprout-chat")
-    (completion,) = backend.generate([[{"role": "user", "content": prompt}]], Sampling(temperature=0.0,
-                                                                                        max_tokens=max_tokens))[0:1]
-    return completion[0].text
+    [[reply]] = backend.generate([[{"role": "user", "content": prompt}]], Sampling(temperature=0.0,
+                                                                                   max_tokens=max_tokens))
+    return reply.text

@@ -87,13 +87,16 @@ class OpenAIBackend(Backend):
                     stop=list(sampling.stop)[:4] or None, presence_penalty=sampling.presence_penalty,
                     frequency_penalty=sampling.frequency_penalty)
                 endpoint.failures = 0
-            except self.errors:
+            except self.errors as error:
                 endpoint.failures += 1
                 if endpoint.failures >= self.set_aside_after:  # the client's own retries are spent: rest it
                     endpoint.down_until = time.monotonic() + self.set_aside_for
                 attempts += 1
                 if attempts >= len(self.endpoints) * self.set_aside_after:
-                    raise
+                    urls = ", ".join(e.url for e in self.endpoints)
+                    raise UserError(f"backend: no server answered ({urls}): {type(error).__name__}: {error}. Fix: "
+                                    "start the server or correct backend.base_url; a rerun resumes from the "
+                                    "cache.") from None
                 continue
             finally:
                 endpoint.outstanding -= 1
