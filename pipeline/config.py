@@ -47,7 +47,12 @@ class BackendConfig(Strict):
         return [self.base_url] if isinstance(self.base_url, str) else list(self.base_url or ())
 
 
+PromptMode = Literal["chat", "completion"]
+MODE_HELP = "chat: messages through the chat template; completion: one raw text (base models), see prompts/README.md"
+
+
 class SelfInstructConfig(Strict):
+    mode: PromptMode = Field("chat", description=MODE_HELP)
     target: int = Field(40, gt=0, description="new tasks to grow (each with at least one accepted instance)")
     requests_per_batch: int = Field(8, gt=0, description="list-continuation prompts per proposal round")
     tasks_per_batch: int = Field(16, gt=0, description="tasks taken from the backlog for instances per batch")
@@ -141,6 +146,7 @@ def _known_operations(weights: dict[str, float]) -> dict[str, float]:
 class EvolInstructConfig(Strict):
     """Evol-Instruct (Xu et al., 2023): in-depth and in-breadth evolution in rounds, with the paper's elimination."""
 
+    mode: PromptMode = Field("chat", description=MODE_HELP)
     source: Literal["pool", "seeds", "file"] = Field(
         "pool", description="in `sprout data`: the grown tasks, the seed tasks, or `input` (sprout evolve: --input)")
     input: Path | None = None
@@ -165,6 +171,7 @@ class PairSynthesisConfig(Strict):
     """Pairs for one user task (a task spec under seeds/tasks/): input-first and output-first, labels balanced."""
 
     task: Path
+    mode: PromptMode = Field("chat", description=MODE_HELP)
     n: int = Field(24, gt=0, description="accepted pairs to make")
     input_first_share: float = Field(0.5, ge=0, le=1, description="classification; generation is input-first")
     label_distribution: dict[str, float] | None = Field(None, description="label -> weight; default uniform")

@@ -3,6 +3,10 @@
 A prompt file is YAML with a `messages` list (role + Jinja content); its content hash goes into lineage and into
 the cache key (through the rendered messages), so editing a prompt never serves stale cached answers.
 
+A prompt serves both backend modes. Chat mode sends the rendered messages. Completion mode (base models, and the
+list continuation Self-Instruct was designed for) sends one raw text: the file's `completion:` template when it has
+one, else the messages' contents joined by blank lines, a final assistant message being the start of the answer.
+
 Few-shot examples are real chat turns: an entry `{repeat: VAR, as: NAME, messages: [...]}` renders its messages
 once per item of the list VAR (chat models follow demonstrated turns far better than examples pasted as text).
 """
@@ -52,6 +56,18 @@ class Prompt:
     messages: tuple[tuple[str, str] | Repeat, ...]  # (role, template source) or a repeated block
     sha: str
     meta: dict[str, Any]
+    completion: str | None = None  # template source for completion mode
+
+    def build(self, mode: str, **variables: Any) -> list[Message] | str:
+        """What a backend is sent: messages in `chat` mode, one raw text in `completion` mode."""
+        if mode == "chat":
+            return self.render(**variables)
+        if self.completion is not None:
+            try:
+                return _ENV.from_string(self.completion).render(**variables).rstrip()
+            except (TemplateError, KeyError) as exc:
+                raise UserError(f"{self.path}: cannot render the completion of prompt {self.name!r}: {exc}") from None
+        return "\n\n".join(m["content"] for m in self.render(**variables))
 
     def render(self, **variables: Any) -> list[Message]:
         try:
@@ -102,5 +118,23 @@ def load_prompt(name: str, root: Path = PROMPTS_DIR) -> Prompt:
         messages = _parse_messages(data["messages"], path)
     except (yaml.YAMLError, KeyError, TypeError) as exc:
         raise UserError(f"{path}: a prompt file needs `messages:` with role/content items ({exc}).") from None
-    meta = {k: v for k, v in data.items() if k != "messages"}
-    return Prompt(name, path, messages, hashlib.sha256(raw).hexdigest()[:12], meta)
+    completion = data.get("completion")
+    if completion is not None:
+        try:
+            _ENV.parse(str(completion))
+        except TemplateError as exc:
+            raise UserError(f"{path}: Jinja syntax error in `completion:`: {exc}") from None
+    meta = {k: v for k, v in data.items() if k not in ("messages", "completion")}
+    return Prompt(name, path, messages, hashlib.sha256(raw).hexdigest()[:12], meta,
+                  None if completion is None else str(completion))
+
+
+class PromptSet(dict):
+    """A generator's prompts by key, built in the generator's mode (`chat` or `completion`)."""
+
+    def __init__(self, prompts: dict[str, Prompt], mode: str):
+        super().__init__(prompts)
+        self.mode = mode
+
+    def build(self, key: str, **variables: Any) -> list[Message] | str:
+        return self[key].build(self.mode, **variables)

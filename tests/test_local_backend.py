@@ -68,3 +68,18 @@ def test_a_final_assistant_message_is_continued(backend):
     assert rendered.endswith("<|im_start|>assistant\n1.")  # no new turn opened after the prefill
     reply = backend.generate([prefill], Sampling(temperature=0.0, max_tokens=20))[0][0]
     assert reply.text and not reply.text.startswith("1.")
+
+
+@pytest.mark.slow
+def test_completion_mode_continues_the_raw_text(backend):
+    raw = "Fruits and their colours:\n1. Banana: yellow\n2. Cherry: red\n3."
+    assert backend.render(raw) == raw  # sent as it is: no chat template, and SmolLM2 adds no BOS
+    reply = backend.generate([raw], Sampling(temperature=0.0, max_tokens=12, stop=("\n5.",)))[0][0]
+    # The same greedy continuation, decoded independently with transformers' own generate:
+    ids = backend.tokenizer(raw, return_tensors="pt")
+    expected = backend.model.generate(**ids, max_new_tokens=12, do_sample=False)[0, ids["input_ids"].shape[1]:]
+    text = backend.tokenizer.decode(expected, skip_special_tokens=True)
+    assert reply.text == text[: text.index("\n5.")].strip() if "\n5." in text else text.strip()
+    assert reply.prompt_tokens == ids["input_ids"].shape[1]
+    chat_and_raw = backend.generate([ASK, raw], Sampling(temperature=0.0, max_tokens=12, stop=("\n5.",)))
+    assert chat_and_raw[1][0].text == reply.text  # one batch may mix both modes

@@ -15,6 +15,7 @@ from sprout.backends.openai_compat import OpenAIBackend
 from sprout.config import BackendConfig
 from sprout.errors import UserError
 from sprout.model_store import resolve_model
+from tests.fault_proxy import FaultPlan, FaultProxy
 
 pytestmark = pytest.mark.slow
 
@@ -25,9 +26,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
-    model_dir = resolve_model("embedded", log=lambda *_: None)
+def start_server(model_dir: Path) -> tuple[subprocess.Popen, str]:
+    """A real `transformers serve` on a free loopback port; returns the process and its root URL once healthy."""
     port = free_port()
     cli = Path(sys.executable).parent / "transformers"  # the console script of transformers[serving]
     process = subprocess.Popen([str(cli), "serve", str(model_dir),
@@ -38,14 +38,30 @@ def server():
     while time.monotonic() < deadline:
         try:
             urllib.request.urlopen(f"{url}/health", timeout=2)
-            break
+            return process, url
         except OSError:
             if process.poll() is not None:
                 pytest.fail(f"transformers serve exited: {process.stderr.read()[-2000:]}")
             time.sleep(1)
-    yield f"{url}/v1", str(model_dir)
+    process.kill()
+    pytest.fail("transformers serve did not become healthy within 180 s")
+
+
+def stop_server(process: subprocess.Popen) -> None:
     process.terminate()
     process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def model_dir() -> Path:
+    return resolve_model("embedded", log=lambda *_: None)
+
+
+@pytest.fixture(scope="module")
+def server(model_dir):
+    process, url = start_server(model_dir)
+    yield f"{url}/v1", str(model_dir)
+    stop_server(process)
 
 
 def test_chat_n_samples_stop_usage_and_order_under_concurrency(server):
@@ -85,10 +101,80 @@ def test_config_needs_a_base_url_and_a_set_key_variable(monkeypatch):
     with pytest.raises(UserError, match="SPROUT_TEST_KEY is not set"):
         OpenAIBackend(["http://a/v1"], "m", api_key_env="SPROUT_TEST_KEY")
     dead = OpenAIBackend([f"http://127.0.0.1:{free_port()}/v1"], "m", max_retries=0, set_aside_after=1)
-    with pytest.raises(UserError, match="no server answered .* Fix: start the server or correct backend.base_url"):
+    with pytest.raises(UserError, match="no usable answer from .* Fix: start the server or correct backend.base_url"):
         dead.generate([[{"role": "user", "content": "hi"}]], Sampling(max_tokens=4))
     dead.close()
 
+
+def test_completions_endpoint_sends_the_raw_prompt(server):
+    url, model = server
+    backend = OpenAIBackend([url], model, max_concurrency=3)
+    prompts = [f"Numbers from {i}:\n1. {i}\n2. {i + 1}\n3." for i in range(4)]
+    results = backend.generate(prompts, Sampling(temperature=0.0, max_tokens=16, n=2, stop=("\n5.",)))
+    assert len(results) == 4 and all(len(samples) == 2 for samples in results)
+    for samples in results:
+        assert samples[0].text and "\n5." not in samples[0].text and "<|im_start|>" not in samples[0].text
+        assert samples[0].prompt_tokens > 0 and samples[0].completion_tokens > 0
+    alone = [backend.generate([p], Sampling(temperature=0.0, max_tokens=16, stop=("\n5.",)))[0][0].text
+             for p in prompts]
+    assert [row[0].text for row in results] == alone  # in input order under concurrency
+    chat = backend.generate([[{"role": "user", "content": prompts[0]}]], Sampling(temperature=0.0, max_tokens=16))
+    assert chat[0][0].text != alone[0]  # the chat endpoint wraps the prompt in a turn; completions does not
+    backend.close()
+
+
+def test_every_kind_of_fault_is_retried_and_retry_after_is_honoured(server):
+    url, model = server
+    root = url.removesuffix("/v1")
+    prompts = [[{"role": "user", "content": f"Give one word that rhymes with {w}."}]
+               for w in ("cat", "sun", "tree", "light", "rain", "stone", "bell")]
+    sampling = Sampling(temperature=0.0, max_tokens=8)
+    direct = OpenAIBackend([url], model)
+    clean = direct.generate(prompts, sampling)
+    direct.close()
+    plan = FaultPlan(first=["429", "500", "drop", "truncate", "garbage", "stall"], retry_after=1.5, stall_for=4)
+    with FaultProxy(root, plan) as proxy:
+        # The first request meets five faults in a row: the client's own 5 retries absorb four of them.
+        backend = OpenAIBackend([f"{proxy.url}/v1"], model, max_concurrency=1, timeout=2, max_retries=5)
+        faulty = backend.generate(prompts, sampling)
+        backend.close()
+    assert [r[0].text for r in faulty] == [r[0].text for r in clean]  # nothing lost, nothing changed
+    assert proxy.faults() == {"429": 1, "500": 1, "drop": 1, "truncate": 1, "garbage": 1, "stall": 1, "ok": 7}
+    after_429 = proxy.log[1].at - proxy.log[0].at
+    assert after_429 >= 1.5 * 0.95  # the client waited as long as Retry-After asked before trying again
+    assert backend.failures == {"JSONDecodeError": 1}  # the one fault the client does not retry by itself
+
+
+def test_a_server_that_always_fails_ends_in_a_clear_error(server):
+    url, model = server
+    with FaultProxy(url.removesuffix("/v1"), FaultPlan(rate=1.0, kinds=("500",))) as proxy:
+        backend = OpenAIBackend([f"{proxy.url}/v1"], model, max_retries=1, set_aside_after=2, backoff_base=0.01)
+        with pytest.raises(UserError, match=r"after 2 tries .*InternalServerError.*a rerun resumes from the cache"):
+            backend.generate([[{"role": "user", "content": "hi"}]], Sampling(max_tokens=4))
+        backend.close()
+    assert proxy.faults() == {"500": 4}  # 2 tries x (1 + 1 client retry)
+
+
+def test_pool_spreads_over_two_real_servers_and_survives_one_being_stopped(server, model_dir, tmp_path):
+    url, model = server
+    second, second_url = start_server(model_dir)
+    try:
+        with FaultProxy(url.removesuffix("/v1"), FaultPlan()) as a, FaultProxy(second_url, FaultPlan()) as b:
+            backend = OpenAIBackend([f"{a.url}/v1", f"{b.url}/v1"], model, max_concurrency=4, max_retries=1,
+                                    set_aside_after=1, backoff_base=0.01)
+            prompts = [[{"role": "user", "content": f"Say the number {i}."}] for i in range(8)]
+            sampling = Sampling(temperature=0.0, max_tokens=6)
+            first = backend.generate(prompts, sampling)
+            served = (len(a.log), len(b.log))
+            assert sum(served) == 8 and min(served) >= 2, served  # least outstanding: both servers got work
+            stop_server(second)
+            again = backend.generate(prompts, sampling)
+            assert [r[0].text for r in again] == [r[0].text for r in first]
+            assert backend.endpoints[1].down_until > 0 and len(a.log) - served[0] == 8  # B set aside, A did all
+            backend.close()
+    finally:
+        if second.poll() is None:
+            stop_server(second)
 
 
 def test_sprout_synth_runs_on_the_openai_backend(server, tmp_path):

@@ -70,3 +70,26 @@ def test_no_prompt_prose_in_python():
     pattern = re.compile(r"(You are|You write|Write up to|Continue the list|Reply with)")
     offenders = [str(p) for p in PY_SOURCES if pattern.search(p.read_text(encoding="utf-8"))]
     assert offenders == []
+
+
+def test_completion_mode_uses_the_files_completion_template():
+    tasks = [f"Task number {i}." for i in range(8)]
+    text = load_prompt("self_instruct/new_tasks").build("completion", tasks=tasks)
+    assert isinstance(text, str) and "<|im_start|>" not in text
+    assert "1. Task number 0.\n2. Task number 1." in text and text.endswith("8. Task number 7.\n9.")
+    assert load_prompt("self_instruct/new_tasks").build("chat", tasks=tasks)[-1]["content"] == "9."
+
+
+def test_completion_mode_without_a_template_joins_the_messages_and_ends_with_the_prefill():
+    examples = [{"instruction": "Name a colour.", "instances": [("", "Red")]}]
+    prompt = load_prompt("self_instruct/input_first")
+    text = prompt.build("completion", examples=examples, task="Name a fruit.", max_instances=5)
+    messages = prompt.render(examples=examples, task="Name a fruit.", max_instances=5)
+    assert text == "\n\n".join(m["content"] for m in messages)
+    assert text.endswith("Task: Name a fruit.\n\nInput:")
+
+
+def test_a_broken_completion_template_is_a_user_error(tmp_path):
+    write(tmp_path / "p.yaml", "messages:\n  - {role: user, content: hi}\ncompletion: '{% for x in %}'\n")
+    with pytest.raises(UserError, match="completion"):
+        load_prompt("p", root=tmp_path)

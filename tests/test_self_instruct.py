@@ -110,3 +110,23 @@ def test_target_is_met_exactly_and_leftovers_are_written_as_rejects(tmp_path, sc
     leftovers = generator.drain_backlog("the target was met first")
     assert all(r.rule == "not_needed" for r in leftovers)
     assert generator.backlog == []
+
+
+def test_completion_mode_sends_raw_text_and_grows_the_same_tasks(tmp_path, scripted):
+    def raw_script(prompt, sampling):
+        assert isinstance(prompt, str), "completion mode must send raw text, never messages"
+        if re.search(r"\n9\.$", prompt):
+            return NEW_TASKS
+        if prompt.endswith("Input:"):
+            return " <noinput>\nOutput: Crumb & Co, Rise Up, The Daily Loaf"
+        if prompt.endswith("Class label:"):
+            return " Question\nInput: Is it raining?\n\nClass label: Statement\nInput: It is raining."
+        return "Yes" if prompt.endswith("Question or Statement.") else "No"
+
+    chat, _, _ = make(tmp_path / "chat", scripted)
+    raw, backend, _ = make(tmp_path / "raw", scripted, reply=raw_script, mode="completion")
+    in_chat, in_raw = chat.run_batch(0, needed=10), raw.run_batch(0, needed=10)
+    assert sorted(r.instruction for r in in_raw.records) == sorted(r.instruction for r in in_chat.records)
+    assert [r.output for r in in_raw.records] == [r.output for r in in_chat.records]
+    first = backend.inner.batches[0][0]
+    assert "<|im_start|>" not in first and re.findall(r"^(\d+)\.", first, re.M) == [str(i) for i in range(1, 10)]

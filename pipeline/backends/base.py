@@ -1,4 +1,9 @@
-"""The backend contract: a batch of chat conversations in, `n` completions for each out, with token usage."""
+"""The backend contract: a batch of prompts in, `n` completions for each out, with token usage.
+
+A prompt is either a chat conversation (a list of role/content messages, rendered with the model's chat template)
+or a plain string (completion mode: sent raw, for base models and list continuation as Self-Instruct was designed).
+Every backend serves both.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 Message = dict[str, str]
+Prompt = list[Message] | str  # chat conversation, or a raw completion prompt
+
+
+def is_completion(prompt: Prompt) -> bool:
+    return isinstance(prompt, str)
 
 
 @dataclass(frozen=True)
@@ -86,8 +96,8 @@ class Backend(ABC):
     model_id: str
 
     @abstractmethod
-    def generate(self, batch: list[list[Message]], sampling: Sampling) -> list[list[Completion]]:
-        """Return `sampling.n` completions for each conversation, in input order."""
+    def generate(self, batch: list[Prompt], sampling: Sampling) -> list[list[Completion]]:
+        """Return `sampling.n` completions for each prompt, in input order."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass

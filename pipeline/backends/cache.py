@@ -12,7 +12,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from sprout.backends.base import Backend, Completion, Message, Sampling, Usage
+from sprout.backends.base import Backend, Completion, Prompt, Sampling, Usage
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS responses (
 """
 
 
-def cache_key(model_id: str, messages: list[Message], sampling: Sampling, sample_index: int) -> str:
+def cache_key(model_id: str, messages: Prompt, sampling: Sampling, sample_index: int) -> str:
     payload = json.dumps([model_id, messages, sampling.for_key(), sample_index], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
@@ -49,7 +49,7 @@ class CachedBackend(Backend):
         ).fetchone()
         return Completion(row[0], row[1], row[2], row[3], cached=True) if row else None
 
-    def generate(self, batch: list[list[Message]], sampling: Sampling, generator: str = "") -> list[list[Completion]]:
+    def generate(self, batch: list[Prompt], sampling: Sampling, generator: str = "") -> list[list[Completion]]:
         keys = [[cache_key(self.model_id, messages, sampling, j) for j in range(sampling.n)] for messages in batch]
         results: list[list[Completion | None]] = [[self.lookup(k) for k in row] for row in keys]
         # Conversations with any sample missing are sent again whole, so `n` samples always come from one call.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from sprout.backends.base import Backend, Completion, Message, Sampling
+from sprout.backends.base import Backend, Completion, Prompt, Sampling
 from sprout.backends.decode import sample_batch
 
 
@@ -58,14 +58,24 @@ class LocalBackend(Backend):
             tokenizer.pad_token = tokenizer.eos_token
         return backend
 
-    def render(self, messages: list[Message]) -> str:
+    def render(self, prompt: Prompt) -> str:
+        """The exact text the model reads. Completion mode: the raw prompt (after BOS for models that want one)."""
+        if isinstance(prompt, str):
+            return self._bos() + prompt
+        messages = prompt
         # A conversation that ends with an assistant turn is a prefill: the model continues that turn.
         prefill = messages[-1]["role"] == "assistant"
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=not prefill,
                                                   continue_final_message=prefill)
 
-    def generate(self, batch: list[list[Message]], sampling: Sampling) -> list[list[Completion]]:
-        texts = [self.render(messages) for messages in batch]
+    def _bos(self) -> str:
+        # Chat templates write their own BOS; a raw prompt gets the one the tokenizer would add by itself.
+        bos = self.tokenizer.bos_token
+        adds_bos = bos is not None and self.tokenizer("x")["input_ids"][:1] == [self.tokenizer.bos_token_id]
+        return bos if adds_bos else ""
+
+    def generate(self, batch: list[Prompt], sampling: Sampling) -> list[list[Completion]]:
+        texts = [self.render(prompt) for prompt in batch]
         rows = [(i, j) for i in range(len(batch)) for j in range(sampling.n)]
         # Similar lengths together waste less padding; the order is deterministic, so replays match.
         rows.sort(key=lambda row: len(texts[row[0]]))

@@ -8,12 +8,19 @@ for a while. The API key comes from a named environment variable only, and never
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import random
 import time
+from collections import Counter
 from dataclasses import dataclass
 
-from sprout.backends.base import Backend, Completion, Message, Sampling
+from sprout.backends.base import Backend, Completion, Prompt, Sampling
 from sprout.errors import UserError
+
+
+class MalformedResponse(Exception):
+    """A server answered 200 with something that is not a completion."""
 
 
 @dataclass
@@ -27,7 +34,8 @@ class Endpoint:
 
 class OpenAIBackend(Backend):
     def __init__(self, base_urls: list[str], model: str, api_key_env: str | None = None, max_concurrency: int = 8,
-                 timeout: float = 120.0, max_retries: int = 5, set_aside_after: int = 3, set_aside_for: float = 30.0):
+                 timeout: float = 120.0, max_retries: int = 5, set_aside_after: int = 3, set_aside_for: float = 30.0,
+                 backoff_base: float = 0.5, backoff_cap: float = 8.0):
         import openai
 
         key = os.environ.get(api_key_env) if api_key_env else None
@@ -38,13 +46,18 @@ class OpenAIBackend(Backend):
         self.max_concurrency, self.set_aside_after, self.set_aside_for = max_concurrency, set_aside_after, set_aside_for
         self.endpoints = [Endpoint(url, openai.AsyncOpenAI(base_url=url, api_key=key or "none", timeout=timeout,
                                                           max_retries=max_retries)) for url in base_urls]
+        # Failures worth another try once the client's own retries are spent. A body that is not JSON (a proxy's
+        # error page, a cut-off answer) is one too: the client does not retry those itself.
         self.errors = (openai.APIConnectionError, openai.APITimeoutError, openai.InternalServerError,
-                       openai.RateLimitError)
+                       openai.RateLimitError, openai.APIResponseValidationError, json.JSONDecodeError,
+                       MalformedResponse)
+        self.max_retries, self.backoff_base, self.backoff_cap = max_retries, backoff_base, backoff_cap
+        self.failures: Counter[str] = Counter()  # failed tries by error type, for the run summary
 
         # One event loop for the backend's life: the async clients keep their connections on it between batches.
         self.loop = asyncio.new_event_loop()
 
-    def generate(self, batch: list[list[Message]], sampling: Sampling) -> list[list[Completion]]:
+    def generate(self, batch: list[Prompt], sampling: Sampling) -> list[list[Completion]]:
         return self.loop.run_until_complete(self._generate(batch, sampling))
 
     def close(self) -> None:
@@ -55,19 +68,15 @@ class OpenAIBackend(Backend):
 
     async def _generate(self, batch, sampling: Sampling) -> list[list[Completion]]:
         gate = asyncio.Semaphore(self.max_concurrency)
+        return list(await asyncio.gather(*(self._samples(prompt, sampling, gate) for prompt in batch)))
 
-        async def one(messages):
-            return await self._samples(messages, sampling, gate)
-
-        return list(await asyncio.gather(*(one(messages) for messages in batch)))
-
-    async def _samples(self, messages, sampling: Sampling, gate) -> list[Completion]:
+    async def _samples(self, prompt: Prompt, sampling: Sampling, gate) -> list[Completion]:
         """`n` completions; servers that return fewer choices than asked (e.g. transformers serve) get asked again,
         one sample at a time with the next seeds, so `n` always holds."""
         out: list[Completion] = []
         while len(out) < sampling.n:
             async with gate:
-                out += await self._request(messages, sampling, sampling.n - len(out), sampling.seed + len(out))
+                out += await self._request(prompt, sampling, sampling.n - len(out), sampling.seed + len(out))
         return out[: sampling.n]
 
     def _pick(self) -> Endpoint:
@@ -75,41 +84,49 @@ class OpenAIBackend(Backend):
         usable = [e for e in self.endpoints if e.down_until <= now] or self.endpoints
         return min(usable, key=lambda e: (e.outstanding, e.failures))
 
-    async def _request(self, messages, sampling: Sampling, n: int, seed: int) -> list[Completion]:
+    async def _request(self, prompt: Prompt, sampling: Sampling, n: int, seed: int) -> list[Completion]:
+        options = dict(model=self.model, n=n, max_tokens=sampling.max_tokens, temperature=sampling.temperature,
+                       top_p=sampling.top_p, seed=seed, stop=list(sampling.stop)[:4] or None,
+                       presence_penalty=sampling.presence_penalty, frequency_penalty=sampling.frequency_penalty)
         attempts = 0
         while True:
             endpoint = self._pick()
             endpoint.outstanding += 1
             try:
-                response = await endpoint.client.chat.completions.create(
-                    model=self.model, messages=messages, n=n, max_tokens=sampling.max_tokens,
-                    temperature=sampling.temperature, top_p=sampling.top_p, seed=seed,
-                    stop=list(sampling.stop)[:4] or None, presence_penalty=sampling.presence_penalty,
-                    frequency_penalty=sampling.frequency_penalty)
+                if isinstance(prompt, str):  # completion mode: the legacy completions endpoint, prompt sent raw
+                    response = await endpoint.client.completions.create(prompt=prompt, **options)
+                else:
+                    response = await endpoint.client.chat.completions.create(messages=prompt, **options)
+                completions = self._completions(response, sampling)
                 endpoint.failures = 0
+                return completions
             except self.errors as error:
+                self.failures[type(error).__name__] += 1
                 endpoint.failures += 1
                 if endpoint.failures >= self.set_aside_after:  # the client's own retries are spent: rest it
                     endpoint.down_until = time.monotonic() + self.set_aside_for
                 attempts += 1
                 if attempts >= len(self.endpoints) * self.set_aside_after:
                     urls = ", ".join(e.url for e in self.endpoints)
-                    raise UserError(f"backend: no server answered ({urls}): {type(error).__name__}: {error}. Fix: "
+                    raise UserError(f"backend: no usable answer from {urls} after {attempts} tries (each with "
+                                    f"{self.max_retries} client retries): {type(error).__name__}: {error}. Fix: "
                                     "start the server or correct backend.base_url; a rerun resumes from the "
                                     "cache.") from None
-                continue
             finally:
                 endpoint.outstanding -= 1
-            return self._completions(response, sampling)
+            # Full jitter: concurrent requests that failed together do not come back together.
+            await asyncio.sleep(random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** attempts)))
 
     @staticmethod
     def _completions(response, sampling: Sampling) -> list[Completion]:
-        usage = response.usage
-        choices = sorted(response.choices, key=lambda c: c.index)
+        try:
+            usage, choices = response.usage, sorted(response.choices, key=lambda c: c.index)
+        except (AttributeError, TypeError) as error:  # a 200 whose JSON is not a completion
+            raise MalformedResponse(f"the answer is not a completion object: {error}") from None
         per = max(len(choices), 1)
         completions = []
         for i, choice in enumerate(choices):
-            text = choice.message.content or ""
+            text = (choice.text if hasattr(choice, "text") else choice.message.content) or ""
             for stop in sampling.stop:  # servers that ignore `stop` (or more than four of them) are cut here too
                 if stop in text:
                     text = text[: text.index(stop)]

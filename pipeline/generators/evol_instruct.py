@@ -16,7 +16,7 @@ from sprout.backends.base import Sampling
 from sprout.config import EvolInstructConfig, FilterConfig, SamplingConfig
 from sprout.filters.build import build_judge, build_stage
 from sprout.filters.stage import FilterStage
-from sprout.prompts import load_prompt
+from sprout.prompts import PromptSet, load_prompt
 from sprout.records import Lineage, Record, Rejection
 
 NAME = "evol_instruct"
@@ -44,8 +44,8 @@ class EvolInstruct:
         self.config, self.backend, self.stage, self.run_seed = config, backend, stage, run_seed
         self.queue = list(sources)  # instructions waiting to evolve, in order
         self.known = {r.id: r for r in sources}  # every parent a judge may need to see
-        self.prompts = {op: load_prompt(f"evol/{op}") for op in config.operations} | {
-            "respond": load_prompt("evol/respond")}
+        self.prompts = PromptSet({op: load_prompt(f"evol/{op}") for op in config.operations} | {
+            "respond": load_prompt("evol/respond")}, config.mode)
 
     def parent_of(self, record: Record) -> dict[str, str]:
         """Judge context: the instruction this one evolved from."""
@@ -65,7 +65,7 @@ class EvolInstruct:
         names = [op for op, weight in cfg.operations.items() if weight > 0]
         operations = rng.choices(names, weights=[cfg.operations[op] for op in names], k=len(parents))
         sampling = self._sampling(cfg.sampling, round_no)
-        rewrites = self.backend.generate([self.prompts[op].render(instruction=as_text(p))
+        rewrites = self.backend.generate([self.prompts.build(op, instruction=as_text(p))
                                           for p, op in zip(parents, operations, strict=True)], sampling, generator=NAME)
         candidates, failed = [], []
         for parent, op, (reply,) in zip(parents, operations, rewrites, strict=True):
@@ -82,7 +82,7 @@ class EvolInstruct:
             else:
                 candidates.append(Record(instruction=text, lineage=lineage))
         response_sampling = self._sampling(cfg.response_sampling, round_no)
-        answers = self.backend.generate([self.prompts["respond"].render(instruction=c.instruction) for c in candidates],
+        answers = self.backend.generate([self.prompts.build("respond", instruction=c.instruction) for c in candidates],
                                         response_sampling, generator=NAME)
         # A new record, so its id hashes the full content (instruction and response).
         candidates = [Record(instruction=c.instruction, output=reply.text, lineage=c.lineage)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from sprout.backends.base import Sampling
 from sprout.config import PairSynthesisConfig, SamplingConfig
 from sprout.filters.stage import FilterStage
-from sprout.prompts import load_prompt
+from sprout.prompts import PromptSet, load_prompt
 from sprout.records import Lineage, Record, Rejection
 from sprout.task_spec import TaskSpec, match_label
 
@@ -52,7 +52,8 @@ class SynthBatch:
 class PairSynthesis:
     def __init__(self, config: PairSynthesisConfig, spec: TaskSpec, backend, stage: FilterStage, run_seed: int):
         self.config, self.spec, self.backend, self.stage, self.run_seed = config, spec, backend, stage, run_seed
-        self.prompts = {key: load_prompt(f"synth/{key}") for key in ("input_first", "output_first", "label", "output")}
+        self.prompts = PromptSet({key: load_prompt(f"synth/{key}")
+                                  for key in ("input_first", "output_first", "label", "output")}, config.mode)
         self.task_vars = spec.model_dump()
         self.task_id = f"task:{spec.name}"
         labels = spec.labels or []
@@ -114,8 +115,8 @@ class PairSynthesis:
         shown = [rng.sample(self.spec.examples, min(self.config.examples_shown, len(self.spec.examples)))
                  for _ in plan]
         sampling = self._sampling(self.config.input_sampling, batch, 0)
-        prompts = [self.prompts["input_first"].render(task=self.task_vars, examples=self._dump(ex)) if label is None
-                   else self.prompts["output_first"].render(task=self.task_vars, examples=self._dump(ex), label=label)
+        prompts = [self.prompts.build("input_first", task=self.task_vars, examples=self._dump(ex)) if label is None
+                   else self.prompts.build("output_first", task=self.task_vars, examples=self._dump(ex), label=label)
                    for label, ex in zip(plan, shown, strict=True)]
         replies = self.backend.generate(prompts, sampling, generator=NAME)
         candidates: list[tuple[Record, str | None]] = []  # (record with its input, label asked for or None)
@@ -148,7 +149,7 @@ class PairSynthesis:
         key, cfg = ("label", self.config.label_sampling) if clf else ("output", self.config.output_sampling)
         sampling = self._sampling(cfg, batch, 1)
         examples = self._dump(self.spec.examples[: self.config.examples_shown])
-        replies = self.backend.generate([self.prompts[key].render(task=self.task_vars, examples=examples,
+        replies = self.backend.generate([self.prompts.build(key, task=self.task_vars, examples=examples,
                                                                   input=r.input) for r, _ in asked],
                                         sampling, generator=NAME) if asked else []
         answers = {id(r): reply for (r, _), (reply,) in zip(asked, replies, strict=True)}

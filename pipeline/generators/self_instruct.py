@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from sprout.backends.base import Sampling
 from sprout.config import SamplingConfig, SelfInstructConfig
 from sprout.generators.parsing import continued_items, parse_instances, parse_numbered_list, parse_yes_no
-from sprout.prompts import load_prompt
+from sprout.prompts import PromptSet, load_prompt
 from sprout.records import Lineage, Record, Rejection
 from sprout.seeds import SeedTask
 
@@ -33,8 +33,8 @@ class BatchResult:
 class SelfInstruct:
     def __init__(self, config: SelfInstructConfig, seeds: list[SeedTask], backend, filters, run_seed: int):
         self.config, self.seeds, self.backend, self.filters, self.run_seed = config, seeds, backend, filters, run_seed
-        self.prompts = {key: load_prompt(f"self_instruct/{key}")
-                        for key in ("new_tasks", "is_classification", "input_first", "output_first")}
+        self.prompts = PromptSet({key: load_prompt(f"self_instruct/{key}") for key in (
+            "new_tasks", "is_classification", "input_first", "output_first")}, config.mode)
         self.machine_tasks: list[Record] = []
         self.accepted_records: list[Record] = []  # every accepted instance, in order (Evol-Instruct's sources)
         self.backlog: list[Record] = []  # proposed instructions not judged yet, in proposal order
@@ -90,7 +90,7 @@ class SelfInstruct:
             machine = rng.sample(self.machine_tasks, min(cfg.in_context - cfg.from_seeds, len(self.machine_tasks)))
             shown_seeds = rng.sample(self.seeds, cfg.in_context - len(machine))
             shown = [s.instruction for s in shown_seeds] + [m.instruction for m in machine]
-            requests.append((self.prompts["new_tasks"].render(tasks=shown), shown_seeds, machine))
+            requests.append((self.prompts.build("new_tasks", tasks=shown), shown_seeds, machine))
         replies = self.backend.generate([r[0] for r in requests], sampling, generator=NAME)
         proposals = []
         for (_, shown_seeds, machine), (reply,) in zip(requests, replies, strict=True):
@@ -113,7 +113,7 @@ class SelfInstruct:
         sampling = self._sampling(self.config.classify_sampling, batch)
         examples = [{"instruction": s.instruction, "is_classification": s.is_classification}
                     for s in self.classify_examples]
-        prompts = [self.prompts["is_classification"].render(examples=examples, task=t.instruction) for t in tasks]
+        prompts = [self.prompts.build("is_classification", examples=examples, task=t.instruction) for t in tasks]
         labelled = []
         for task, (reply,) in zip(tasks, self.backend.generate(prompts, sampling, generator=NAME), strict=True):
             verdict = parse_yes_no(reply.text)
@@ -134,8 +134,8 @@ class SelfInstruct:
         for task, is_clf in labelled:
             # Fresh examples per task: a small model copies the style of its examples, so fixed ones narrow the data.
             shown = rng.sample(self.instance_pool[is_clf], cfg.instance_examples)
-            prompts.append(self.prompts[MODES[is_clf][0]].render(
-                examples=[{"instruction": s.instruction, "instances": s.instances} for s in shown],
+            prompts.append(self.prompts.build(
+                MODES[is_clf][0], examples=[{"instruction": s.instruction, "instances": s.instances} for s in shown],
                 task=task.instruction, max_instances=cfg.instances_per_task))
         groups = []
         replies = self.backend.generate(prompts, sampling, generator=NAME)
