@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -33,7 +34,8 @@ console = Console(stderr=True)
 
 
 def _fail(error: UserError) -> None:
-    console.print(f"[bold red]error:[/] {error.message}", highlight=False, soft_wrap=True)
+    # escape: messages quote config and install commands with brackets (`sprout[vllm]`) that rich reads as markup
+    console.print(f"[bold red]error:[/] {escape(error.message)}", highlight=False, soft_wrap=True)
     for detail in error.details:
         console.print(f"  {detail}", highlight=False, markup=False, soft_wrap=True)
     raise typer.Exit(error.exit_code)

@@ -24,8 +24,9 @@ class SamplingConfig(Strict):
 
 
 class BackendConfig(Strict):
-    kind: Literal["local", "openai"] = "local"
-    model: str = "embedded"  # local: `embedded` or a model folder; openai: the served model's name
+    kind: Literal["local", "openai", "vllm"] = "local"
+    # local: `embedded` or a model folder; openai: the served model's name; vllm: `embedded`, a folder or a hub id
+    model: str = "embedded"
     batch_size: int = Field(16, gt=0)
     threads: int | None = Field(None, gt=0)
     device: str = "cpu"
@@ -35,6 +36,11 @@ class BackendConfig(Strict):
     max_concurrency: int = Field(8, gt=0)
     timeout: float = Field(120.0, gt=0)
     max_retries: int = Field(5, ge=0)
+    # kind: vllm (in-process vLLM on this machine's GPUs)
+    tensor_parallel_size: int = Field(1, gt=0)
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    max_model_len: int | None = Field(None, gt=0)
+    dtype: str = "auto"
 
     @model_validator(mode="after")
     def _openai_needs_a_server(self) -> BackendConfig:

@@ -94,7 +94,6 @@ class Backends:
     """The run's backend and any other model a judge asks for, each loaded once, all on the one response cache."""
 
     def __init__(self, main: BackendConfig, cache: Path, log):
-
         self.cache, self.log = cache, log
         self.model_dirs = {}
         self.resolve([main])  # fail fast, before anything is written
@@ -105,7 +104,14 @@ class Backends:
         from sprout.model_store import resolve_model
 
         for c in configs:
-            if c.kind == "local" and c.model not in self.model_dirs:
+            if c.kind == "vllm":
+                from sprout.backends.vllm_offline import import_vllm
+
+                import_vllm()  # missing vLLM is a user error now, not after the first batch
+                if c.model != "embedded" and not Path(c.model).exists():
+                    self.model_dirs.setdefault(c.model, c.model)  # a hub id: vLLM fetches or finds it itself
+                    continue
+            if c.kind in ("local", "vllm") and c.model not in self.model_dirs:
                 self.model_dirs[c.model] = resolve_model(c.model, log=self.log)
 
     def get(self, config: BackendConfig | None = None) -> CachedBackend:
@@ -118,6 +124,11 @@ class Backends:
 
                 inner = OpenAIBackend(config.base_urls, config.model, config.api_key_env, config.max_concurrency,
                                       config.timeout, config.max_retries)
+            elif config.kind == "vllm":
+                from sprout.backends.vllm_offline import VLLMBackend
+
+                inner = VLLMBackend(self.model_dirs[config.model], config.tensor_parallel_size,
+                                    config.gpu_memory_utilization, config.max_model_len, config.dtype)
             else:
                 inner = LocalBackend(self.model_dirs[config.model], config.batch_size, config.threads, config.device)
             self.open[config] = CachedBackend(inner, self.cache)
