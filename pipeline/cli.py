@@ -64,14 +64,24 @@ def data(
     config: Annotated[Path, typer.Option("--config", "-c", help="Run config (YAML).")] = Path("configs/data.yaml"),
     set_: Annotated[list[str], typer.Option("--set", help="Override a config key: KEY=VALUE (dotted key).")] = [],  # noqa: B006
     force: Annotated[bool, typer.Option(help="Discard an existing run in out_dir made by another config.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Run a small sample and print the estimated calls, tokens, time and cost of the whole "
+        "run; out_dir is not touched (the sample's answers are cached for the real run).")] = False,
+    sample_share: Annotated[float, typer.Option(min=0.01, max=1.0, help="--dry-run: share of the run to sample.")]
+    = 0.1,
 ) -> None:
     """Grow the seed set with the configured generators, filter it, and write examples, rejects and a report."""
     from sprout.config import load_config
     from sprout.run_data import run_data
-    from sprout.summary import print_summary
+    from sprout.summary import print_estimate, print_summary
 
     try:
         cfg = load_config(config, set_)
+        if dry_run:
+            from sprout.dry_run import estimate
+
+            print_estimate(estimate(cfg, sample_share, log=console.print), sample_share, Console())
+            return
         with progress_bar("new tasks", cfg.generators.self_instruct.target) as (update, log):
             summary = run_data(cfg, force=force, progress=update, log=log)
     except UserError as error:

@@ -23,6 +23,14 @@ class SamplingConfig(Strict):
     frequency_penalty: float = 0.0
 
 
+class PriceConfig(Strict):
+    """What the model's provider charges, per million tokens; cached answers cost nothing."""
+
+    input_per_million: float = Field(ge=0)
+    output_per_million: float = Field(ge=0)
+    currency: str = "USD"
+
+
 class BackendConfig(Strict):
     kind: Literal["local", "openai", "vllm"] = "local"
     # local: `embedded` or a model folder; openai: the served model's name; vllm: `embedded`, a folder or a hub id
@@ -35,7 +43,10 @@ class BackendConfig(Strict):
     api_key_env: str | None = Field(None, description="name of the environment variable holding the API key")
     max_concurrency: int = Field(8, gt=0)
     timeout: float = Field(120.0, gt=0)
-    max_retries: int = Field(5, ge=0)
+    max_retries: int = Field(5, ge=0, description="per request, by the client (backoff with jitter, Retry-After)")
+    set_aside_after: int = Field(3, gt=0, description="failed tries in a row before a server is set aside")
+    set_aside_for: float = Field(30.0, ge=0, description="seconds a failing server gets no requests")
+    price: PriceConfig | None = Field(None, description="optional: cost in the summary, report and --dry-run")
     # kind: vllm (in-process vLLM on this machine's GPUs)
     tensor_parallel_size: int = Field(1, gt=0)
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)

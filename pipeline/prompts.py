@@ -23,6 +23,7 @@ import yaml
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
+from sprout.backends.base import as_completion
 from sprout.errors import UserError
 
 Message = dict[str, str]
@@ -67,7 +68,7 @@ class Prompt:
                 return _ENV.from_string(self.completion).render(**variables).rstrip()
             except (TemplateError, KeyError) as exc:
                 raise UserError(f"{self.path}: cannot render the completion of prompt {self.name!r}: {exc}") from None
-        return "\n\n".join(m["content"] for m in self.render(**variables))
+        return as_completion(self.render(**variables))
 
     def render(self, **variables: Any) -> list[Message]:
         try:

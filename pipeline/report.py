@@ -199,7 +199,7 @@ def _environment() -> Environment:
                       lstrip_blocks=True, keep_trailing_newline=True,
                       autoescape=select_autoescape(enabled_extensions=("html.j2",), disabled_extensions=("md.j2",),
                                                    default_for_string=True, default=True))
-    env.filters.update(pct=_pct, num=_num, duration=_duration, md_cell=_md_cell, md_fence=_md_fence)
+    env.filters.update(pct=_pct, num=_num, duration=_duration, md_cell=_md_cell, md_fence=_md_fence, money=_money)
     return env
 
 
@@ -209,6 +209,10 @@ def _pct(rate: float | None) -> str:
 
 def _num(value: Any) -> str:
     return "—" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _money(amount: float | None, currency: str = "") -> str:
+    return "—" if amount is None else f"{amount:,.4f} {currency}".strip()
 
 
 def _duration(seconds: float | None) -> str:

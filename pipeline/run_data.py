@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sprout.backends.base import Usage
 from sprout.backends.cache import CachedBackend
-from sprout.config import BackendConfig, DataConfig, FilterConfig, FlanConfig, dump_resolved
+from sprout.config import BackendConfig, DataConfig, FilterConfig, FlanConfig, PriceConfig, dump_resolved
 from sprout.dataset_io import read_records
 from sprout.errors import UserError
 from sprout.filters.build import build_filters, build_stage
@@ -44,6 +44,7 @@ class RunSummary:
     stopped_early: bool = False
     synthesis: list = field(default_factory=list)  # per task: label target, produced and accepted per mode
     flan: list = field(default_factory=list)  # per template set: rows, records, uses per template
+    work: dict = field(default_factory=dict)  # units of work per generator (tasks grown, evolutions, pairs)
 
 
 class RunFiles:
@@ -123,7 +124,8 @@ class Backends:
                 from sprout.backends.openai_compat import OpenAIBackend
 
                 inner = OpenAIBackend(config.base_urls, config.model, config.api_key_env, config.max_concurrency,
-                                      config.timeout, config.max_retries)
+                                      config.timeout, config.max_retries, config.set_aside_after,
+                                      config.set_aside_for)
             elif config.kind == "vllm":
                 from sprout.backends.vllm_offline import VLLMBackend
 
@@ -138,7 +140,7 @@ class Backends:
         total = Usage()
         for backend in self.open.values():
             total.merge(backend.usage)
-        return asdict(total)
+        return priced(asdict(total), {b.model_id: c.price for c, b in self.open.items()})
 
     def close(self) -> None:
         for backend in self.open.values():
@@ -152,6 +154,28 @@ def evolve_rounds(evolver, rounds: int, files: RunFiles, after_round=None) -> No
         files.write(result.records, result.rejections)
         if after_round:
             after_round(round_no, result)
+
+
+def priced(usage: dict, prices: dict[str, PriceConfig | None]) -> dict:
+    """Adds `cost` to each model/generator row with a price, and a `cost` total: what the run paid for fresh
+    tokens, and what the cache saved (cached tokens at the same price). Models without a price are listed."""
+    if not any(prices.values()):
+        return usage
+    paid = saved = 0.0
+    for model, generators in usage["by_model"].items():
+        price = prices.get(model)
+        for row in generators.values():
+            if price:
+                row["cost"] = (row["prompt_tokens"] * price.input_per_million
+                               + row["completion_tokens"] * price.output_per_million) / 1e6
+                saved += (row["cached_prompt_tokens"] * price.input_per_million
+                          + row["cached_completion_tokens"] * price.output_per_million) / 1e6
+                paid += row["cost"]
+    currency = next(p.currency for p in prices.values() if p)
+    usage["cost"] = {"total": paid, "saved_by_cache": saved, "currency": currency,
+                     "unpriced_models": sorted(m for m in usage["by_model"] if not prices.get(m))}
+    usage["prices"] = {model: price.model_dump() for model, price in prices.items() if price}
+    return usage
 
 
 def finish_run(summary: RunSummary, stages: dict, usage: dict, started: float) -> None:
@@ -251,6 +275,8 @@ def run_data(config: DataConfig, force: bool = False, progress=None, log=print) 
             expansion = expand_flan(generators.flan, config.filters, config.seed, flan_sources, files, log)
     finally:
         backends.close()
+    summary.work = {"self_instruct": summary.new_tasks, "evol_instruct": evolutions.attempted if evolutions else 0,
+                    "pair_synthesis": sum(sum(pairs.accepted.values()) for pairs in synthesized)}
     stages = {"tasks": filters.tasks, "instances": filters.instances}
     if evolutions:
         stages["evolutions"] = evolutions.stage

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from sprout.dry_run import Estimate
 from sprout.run_data import RunSummary
 
 
@@ -33,6 +34,39 @@ def print_summary(summary: RunSummary, console: Console) -> None:
     if usage:  # a `sprout filter` run without judges calls no model
         console.print(f"Model calls: {usage['calls']} new, {usage['cache_hits']} from cache · tokens in/out: "
                       f"{usage['prompt_tokens']}/{usage['completion_tokens']} new, "
-                      f"{usage['cached_prompt_tokens']}/{usage['cached_completion_tokens']} cached")
+                      f"{usage['cached_prompt_tokens']}/{usage['cached_completion_tokens']} cached · "
+                      f"{usage.get('seconds', 0):.0f} s in model calls")
+        if cost := usage.get("cost"):
+            unpriced = f" (no price for {', '.join(cost['unpriced_models'])})" if cost["unpriced_models"] else ""
+            console.print(f"Cost: {cost['total']:.4f} {cost['currency']}, {cost['saved_by_cache']:.4f} "
+                          f"{cost['currency']} saved by the cache{unpriced}", highlight=False)
     console.print(f"Outputs: {summary.out_dir}/examples.jsonl · rejected.jsonl · report.json · report.md · "
                   "report.html")
+
+
+def _round(value: float) -> str:
+    return f"{round(value):,}"
+
+
+def print_estimate(estimate: Estimate, share: float, console: Console) -> None:
+    sample, totals, currency = estimate.sample, estimate.totals, estimate.currency
+    made = sample["usage"].get("calls", 0)
+    console.print(f"[bold]sprout dry run[/] — a {share:.0%} sample ran in {sample['seconds']:.0f} s "
+                  f"({made} model calls, {sample['usage'].get('cache_hits', 0)} from cache); work done / planned: "
+                  + ", ".join(f"{g} {sample['work'].get(g, 0)}/{n}" for g, n in sample["full_work"].items() if n))
+    table = Table(title="Estimated whole run", title_justify="left")
+    for column in ("model", "generator", "scale", "requests", "tokens in", "tokens out", "model time") + (
+            ("cost",) if currency else ()):
+        table.add_column(column, justify="left" if column in ("model", "generator") else "right")
+    for row in estimate.rows:
+        seconds = "?" if row["seconds"] is None else f"{row['seconds']:.0f} s"
+        cost = (f"{row['cost']:.4f} {currency}" if "cost" in row else "no price",) if currency else ()
+        table.add_row(row["model"], row["generator"], f"x{row['scale']:.1f}", _round(row["requests"]),
+                      _round(row["prompt_tokens"]), _round(row["completion_tokens"]), seconds, *cost)
+    console.print(table)
+    time_note = "" if totals["seconds_complete"] else " (more: the sample was partly cached, so some is unknown)"
+    line = (f"Estimate: {_round(totals['requests'])} requests, {_round(totals['prompt_tokens'])} tokens in, "
+            f"{_round(totals['completion_tokens'])} out, about {totals['seconds'] / 60:.1f} min{time_note}")
+    if currency:
+        line += f", cost about {totals['cost']:.4f} {currency}"
+    console.print(line + ". Nothing was written to out_dir.", highlight=False)

@@ -26,6 +26,7 @@ class Logged:
     at: float
     path: str
     fault: str
+    fields: tuple[str, ...] = ()  # the JSON body's top-level keys
 
 
 @dataclass
@@ -87,7 +88,11 @@ class FaultProxy:
     def handle(self, request: BaseHTTPRequestHandler) -> None:
         body = request.rfile.read(int(request.headers.get("Content-Length") or 0))
         fault = self.plan.next() if request.path.startswith("/v1/") else "ok"
-        self.log.append(Logged(time.monotonic(), request.path, fault))
+        try:
+            fields = tuple(sorted(json.loads(body))) if body else ()
+        except ValueError:
+            fields = ()
+        self.log.append(Logged(time.monotonic(), request.path, fault, fields))
         if fault == "drop":
             request.close_connection = True
             request.connection.close()

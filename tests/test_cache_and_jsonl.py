@@ -36,6 +36,10 @@ def test_second_call_is_served_from_cache_with_token_counts(tmp_path, scripted):
     assert [[c.text for c in row] for row in second] == [["reply 0", "reply 1"], ["reply 2", "reply 3"]]
     assert all(c.cached for row in second for c in row)
     assert again.usage.calls == 0 and again.usage.cache_hits == 4 and again.usage.cached_completion_tokens == 12
+    fresh, cached = cached.usage.by_model["scripted"]["g"], again.usage.by_model["scripted"]["g"]
+    assert (fresh["calls"], fresh["prompt_tokens"], fresh["completion_tokens"], fresh["cache_hits"]) == (4, 28, 12, 0)
+    assert fresh["seconds"] > 0 and cached["seconds"] == 0  # only model calls take model time
+    assert (cached["cache_hits"], cached["cached_prompt_tokens"], cached["prompt_tokens"]) == (4, 28, 0)
     mode = sqlite3.connect(tmp_path / "c.sqlite").execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
 
@@ -69,3 +73,24 @@ def test_jsonl_refuses_a_replay_that_differs(tmp_path):
     with pytest.raises(UserError, match="--force"):
         writer.write(['{"a": 2}'])
     writer.close()
+
+
+def test_cost_is_fresh_tokens_at_the_models_price_and_the_cache_saving_is_shown_apart():
+    from dataclasses import asdict
+
+    from sprout.backends.base import Usage
+    from sprout.config import PriceConfig
+    from sprout.run_data import priced
+
+    usage = Usage()
+    for model in ("openai:big", "transformers:local"):
+        usage.add(Completion("x", "stop", 1_000_000, 500_000), model, "self_instruct")
+        usage.add(Completion("x", "stop", 2_000_000, 0, cached=True), model, "self_instruct")
+    report = priced(asdict(usage), {"openai:big": PriceConfig(input_per_million=0.5, output_per_million=2.0),
+                                    "transformers:local": None})
+    assert report["by_model"]["openai:big"]["self_instruct"]["cost"] == 0.5 + 1.0
+    assert "cost" not in report["by_model"]["transformers:local"]["self_instruct"]
+    assert report["prices"]["openai:big"]["input_per_million"] == 0.5
+    assert report["cost"] == {"total": 1.5, "saved_by_cache": 1.0, "currency": "USD",
+                              "unpriced_models": ["transformers:local"]}
+    assert "cost" not in priced(asdict(usage), {"openai:big": None})  # no price anywhere: no cost at all

@@ -18,17 +18,30 @@ def run(tmp_path_factory):
             "--set", "generators.self_instruct.tasks_per_batch=8",
             "--set", "generators.pair_synthesis=[{task: seeds/tasks/political_promises.yaml, n: 4, "
                      "requests_per_batch: 4, max_batches: 6}]"]
+    dry = sprout(*args[:2], f"out_dir={base / 'dry'}", *args[3:], "--dry-run", "--sample-share", "0.5",
+                 "--set", "backend.price={input_per_million: 0.15, output_per_million: 0.6, currency: EUR}")
+    assert dry.returncode == 0, dry.stderr[-3000:]
     first = sprout(*args)
     assert first.returncode == 0, first.stderr[-3000:]
     snapshot = {name: (base / "run" / name).read_bytes() for name in ("examples.jsonl", "rejected.jsonl")}
     report = json.loads((base / "run" / "report.json").read_text())
     second = sprout(*args)
     assert second.returncode == 0, second.stderr[-3000:]
-    return base / "run", first, snapshot, report, second
+    return base / "run", first, snapshot, report, second, dry
+
+
+def test_dry_run_estimates_the_whole_run_and_writes_nothing(run):
+    out, first, _, report, _, dry = run
+    assert not (out.parent / "dry").exists()
+    assert "Estimated whole run" in dry.stdout and "Nothing was written to out_dir." in dry.stdout
+    assert "self_instruct 2/4" in dry.stdout and "pair_synthesis 2/4" in dry.stdout  # half of each ran
+    assert "EUR" in dry.stdout and "cost about" in dry.stdout
+    # the sample's answers were cached: the real run after it made fewer calls than it asked for
+    assert report["usage"]["cache_hits"] > 0
 
 
 def test_outputs_are_valid_with_full_lineage(run):
-    out, first, _, report, _ = run
+    out, first, _, report, _, _ = run
     lines = (out / "examples.jsonl").read_text().splitlines()
     assert lines, "the run accepted nothing"
     records = [Record.model_validate(json.loads(line)) for line in lines]
@@ -49,7 +62,7 @@ def test_outputs_are_valid_with_full_lineage(run):
 
 
 def test_pair_synthesis_and_flan_run_inside_sprout_data(run):
-    out, _, _, report, _ = run
+    out, _, _, report, _, _ = run
     records = [Record.model_validate(json.loads(line)) for line in (out / "examples.jsonl").read_text().splitlines()]
     pairs = [r for r in records if r.lineage.generator == "pair_synthesis"]
     assert sorted(r.label for r in pairs) == ["False", "False", "True", "True"]  # the asked 50/50, exactly
@@ -65,7 +78,7 @@ def test_pair_synthesis_and_flan_run_inside_sprout_data(run):
 
 
 def test_every_candidate_is_accepted_or_rejected_and_the_counts_add_up(run):
-    out, _, _, report, _ = run
+    out, _, _, report, _, _ = run
     rejects = [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines()]
     assert all(r["rule"] and r["reason"] and "record" in r for r in rejects)
     examples = (out / "examples.jsonl").read_text().splitlines()
@@ -91,7 +104,7 @@ def test_every_candidate_is_accepted_or_rejected_and_the_counts_add_up(run):
 
 
 def test_a_rerun_makes_no_model_call_and_writes_identical_files(run):
-    out, _, snapshot, report, second = run
+    out, _, snapshot, report, second, _ = run
     for name, content in snapshot.items():
         assert (out / name).read_bytes() == content, name
     rerun = json.loads((out / "report.json").read_text())

@@ -123,6 +123,22 @@ def test_completions_endpoint_sends_the_raw_prompt(server):
     backend.close()
 
 
+def test_a_prefill_is_continued_where_the_server_allows_it_else_sent_as_raw_text(server):
+    url, model = server
+    prefill = [{"role": "user", "content": "List four colours, numbered."}, {"role": "assistant", "content": "1."}]
+    with FaultProxy(url.removesuffix("/v1"), FaultPlan()) as proxy:
+        backend = OpenAIBackend([f"{proxy.url}/v1"], model)
+        first = backend.generate([prefill], Sampling(temperature=0.0, max_tokens=16))[0][0]
+        again = backend.generate([prefill], Sampling(temperature=0.0, max_tokens=16))[0][0]
+        backend.close()
+    # vLLM's chat extras are asked for first; transformers serve refuses them (422), so the conversation goes to
+    # the completions endpoint as raw text, and the server is remembered as one that does not continue.
+    assert [(e.path, "continue_final_message" in e.fields) for e in proxy.log] == [
+        ("/v1/chat/completions", True), ("/v1/completions", False), ("/v1/completions", False)]
+    assert backend.endpoints[0].continues_prefill is False
+    assert first.text == again.text and first.text and not first.text.startswith("1.")  # it went on after "1."
+
+
 def test_every_kind_of_fault_is_retried_and_retry_after_is_honoured(server):
     url, model = server
     root = url.removesuffix("/v1")
@@ -191,3 +207,32 @@ def test_sprout_synth_runs_on_the_openai_backend(server, tmp_path):
     rows = [json.loads(line) for line in (out / "examples.jsonl").read_text().splitlines()]
     assert sorted(r["label"] for r in rows) == ["False", "True"]
     assert {r["lineage"]["model"] for r in rows} == {f"openai:{model}"}
+
+
+def test_sprout_data_runs_unchanged_on_the_openai_backend(server, tmp_path):
+    """The default config's generators (Self-Instruct with its prefilled list, Evol-Instruct with its judge, pair
+    synthesis, FLAN), small sizes, over a real server: every candidate is accepted or rejected with a reason."""
+    import json
+
+    from tests.test_cli import sprout
+
+    url, model = server
+    out = tmp_path / "run"
+    result = sprout("data", "--set", f"out_dir={out}", "--set", f"cache={tmp_path / 'cache.sqlite'}",
+                    "--set", "backend.kind=openai", "--set", f"backend.base_url={url}", "--set",
+                    f"backend.model={model}", "--set", "backend.max_concurrency=4",
+                    "--set", "generators.self_instruct.target=2",
+                    "--set", "generators.self_instruct.requests_per_batch=2",
+                    "--set", "generators.self_instruct.tasks_per_batch=4",
+                    "--set", "generators.evol_instruct.rounds=1", "--set", "generators.evol_instruct.per_round=2",
+                    "--set", "generators.pair_synthesis=[{task: seeds/tasks/political_promises.yaml, n: 2, "
+                             "requests_per_batch: 2, max_batches: 6}]")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    rows = [json.loads(line) for line in (out / "examples.jsonl").read_text().splitlines()]
+    by_generator = {g: [r for r in rows if r["lineage"]["generator"] == g] for g in
+                    ("self_instruct", "evol_instruct", "pair_synthesis", "flan")}
+    assert report["new_tasks"] == 2 and by_generator["self_instruct"] and len(by_generator["pair_synthesis"]) == 2
+    assert {r["lineage"]["model"] for r in rows if r["lineage"]["generator"] != "flan"} == {f"openai:{model}"}
+    assert report["usage"]["calls"] > 0 and set(report["usage"]["by_model"]) == {f"openai:{model}"}
+    assert report["work"]["evol_instruct"] == 2

@@ -38,9 +38,15 @@ REPORT = {
     "histograms": {"rouge_l": {"edges": [round(i * 0.05, 2) for i in range(21)],
                                "counts": [0, 2, 9, 21, 30, 26, 17, 6, 3, 1, 0, 0, 0, 0, 4, 9, 14, 22, 27, 20]}},
     "usage": {"calls": 289, "cache_hits": 12, "prompt_tokens": 93851, "completion_tokens": 17033,
-              "cached_prompt_tokens": 3120, "cached_completion_tokens": 604,
-              "by_generator": {"self_instruct": {"calls": 289, "cache_hits": 12, "prompt_tokens": 93851,
-                                                 "completion_tokens": 17033}}},
+              "cached_prompt_tokens": 3120, "cached_completion_tokens": 604, "seconds": 401.5,
+              "by_model": {"openai:big-model": {
+                  "self_instruct": {"calls": 280, "cache_hits": 12, "prompt_tokens": 90000, "completion_tokens": 16000,
+                                    "cached_prompt_tokens": 3120, "cached_completion_tokens": 604, "seconds": 390.0,
+                                    "cost": 0.25},
+                  "equal": {"calls": 9, "cache_hits": 0, "prompt_tokens": 3851, "completion_tokens": 1033,
+                            "cached_prompt_tokens": 0, "cached_completion_tokens": 0, "seconds": 11.5,
+                            "cost": 0.0049}}},
+              "cost": {"total": 0.2549, "saved_by_cache": 0.0091, "currency": "USD", "unpriced_models": []}},
 }
 
 
@@ -170,6 +176,8 @@ def test_markdown_has_the_funnel_tables(run_dir):
     assert "| **accepted** | 221 | 110 | 50.2% | 111 |" in md
     assert "| **accepted** | 112 | 40 | 64.3% | 72 |" in md
     assert "| self_instruct | 4 | 9 |" in md and "289 new, 12 from cache" in md
+    assert "| openai:big-model | self_instruct | 280 | 12 | 90,000 | 16,000 | 3,120 / 604 | 6m 30s | 0.2500 USD |" in md
+    assert "- cost: 0.2549 USD (0.0091 USD saved by the cache)" in md
     assert "1 unreadable line(s) in rejected.jsonl" in md
     assert "Input: a | b" in md  # model text sits in a code fence, where a pipe breaks nothing
 
@@ -181,6 +189,7 @@ def test_html_escapes_model_output_and_loads_nothing_from_outside(run_dir):
     assert "<script" not in page.lower()
     assert not re.search(r"""\b(src|href)\s*=|url\(|@import|<link\b|<iframe\b""", page, re.IGNORECASE)
     assert page.count("<svg") == 4  # a funnel per stage, drops per rule, the ROUGE-L histogram
+    assert "0.2549 USD" in page and "<td><code>equal</code></td>" in page and "0.0049 USD" in page
 
 
 def test_a_run_without_optional_keys_or_jsonl_still_reports(tmp_path):

@@ -15,8 +15,15 @@ Message = dict[str, str]
 Prompt = list[Message] | str  # chat conversation, or a raw completion prompt
 
 
-def is_completion(prompt: Prompt) -> bool:
-    return isinstance(prompt, str)
+def as_completion(messages: list[Message]) -> str:
+    """A conversation as one raw text: the contents joined by blank lines, so a final assistant message (a
+    prefill) is where the text ends and the model goes on. For servers and prompt files without a chat form."""
+    return "\n\n".join(m["content"] for m in messages)
+
+
+def is_prefill(prompt: Prompt) -> bool:
+    """A conversation ending in an assistant message: the model continues that message."""
+    return not isinstance(prompt, str) and prompt[-1]["role"] == "assistant"
 
 
 @dataclass(frozen=True)
@@ -52,9 +59,19 @@ class Completion:
     cached: bool = False
 
 
+COUNTS = ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "cached_prompt_tokens",
+          "cached_completion_tokens")
+
+
+def empty_row() -> dict[str, float]:
+    return {**dict.fromkeys(COUNTS, 0), "seconds": 0.0}
+
+
 @dataclass
 class Usage:
-    """Running totals for the summary: model calls made, answers served from the cache, tokens in and out."""
+    """Running totals: samples made by the model (`calls`) and served from the cache (`cache_hits`), tokens in and
+    out for each (fresh and cached apart), and seconds spent waiting for the model; the same per model and
+    generator in `by_model` (model ids name the backend: `transformers:`, `openai:`, `vllm:`)."""
 
     calls: int = 0
     cache_hits: int = 0
@@ -62,32 +79,36 @@ class Usage:
     completion_tokens: int = 0
     cached_prompt_tokens: int = 0
     cached_completion_tokens: int = 0
-    by_generator: dict[str, dict[str, int]] = field(default_factory=dict)
+    seconds: float = 0.0
+    by_model: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+
+    def row(self, model: str, generator: str) -> dict[str, float]:
+        return self.by_model.setdefault(model, {}).setdefault(generator or "other", empty_row())
 
     def merge(self, other: Usage) -> None:
-        for name in ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "cached_prompt_tokens",
-                     "cached_completion_tokens"):
+        for name in (*COUNTS, "seconds"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        for generator, counts in other.by_generator.items():
-            mine = self.by_generator.setdefault(generator, dict.fromkeys(counts, 0))
-            for key, value in counts.items():
-                mine[key] = mine.get(key, 0) + value
+        for model, generators in other.by_model.items():
+            for generator, counts in generators.items():
+                mine = self.row(model, generator)
+                for key, value in counts.items():
+                    mine[key] += value
 
-    def add(self, completion: Completion, generator: str) -> None:
-        per = self.by_generator.setdefault(generator, {"calls": 0, "cache_hits": 0, "prompt_tokens": 0,
-                                                       "completion_tokens": 0})
+    def add(self, completion: Completion, model: str, generator: str) -> None:
+        row = self.row(model, generator)
         if completion.cached:
-            self.cache_hits += 1
-            self.cached_prompt_tokens += completion.prompt_tokens
-            self.cached_completion_tokens += completion.completion_tokens
-            per["cache_hits"] += 1
+            pairs = (("cache_hits", 1), ("cached_prompt_tokens", completion.prompt_tokens),
+                     ("cached_completion_tokens", completion.completion_tokens))
         else:
-            self.calls += 1
-            self.prompt_tokens += completion.prompt_tokens
-            self.completion_tokens += completion.completion_tokens
-            per["calls"] += 1
-        per["prompt_tokens"] += completion.prompt_tokens
-        per["completion_tokens"] += completion.completion_tokens
+            pairs = (("calls", 1), ("prompt_tokens", completion.prompt_tokens),
+                     ("completion_tokens", completion.completion_tokens))
+        for key, value in pairs:
+            setattr(self, key, getattr(self, key) + value)
+            row[key] += value
+
+    def add_time(self, seconds: float, model: str, generator: str) -> None:
+        self.seconds += seconds
+        self.row(model, generator)["seconds"] += seconds
 
 
 class Backend(ABC):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 from sprout.backends.base import Backend, Completion, Prompt, Sampling, Usage
@@ -55,7 +56,9 @@ class CachedBackend(Backend):
         # Conversations with any sample missing are sent again whole, so `n` samples always come from one call.
         missing = [i for i, row in enumerate(results) if any(c is None for c in row)]
         if missing:
+            started = time.perf_counter()
             fresh = self.inner.generate([batch[i] for i in missing], sampling)
+            self.usage.add_time(time.perf_counter() - started, self.model_id, generator)
             rows = [(keys[i][j], self.model_id, c.text, c.finish_reason, c.prompt_tokens, c.completion_tokens)
                     for i, completions in zip(missing, fresh, strict=True) for j, c in enumerate(completions)]
             # One transaction per call: the batch is cached whole or not at all.
@@ -70,7 +73,7 @@ class CachedBackend(Backend):
                 results[i] = list(completions)
         for row in results:
             for completion in row:
-                self.usage.add(completion, generator)
+                self.usage.add(completion, self.model_id, generator)
         return results  # type: ignore[return-value]
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from sprout.backends.base import Backend, Completion, Prompt, Sampling
+from sprout.backends.base import Backend, Completion, Prompt, Sampling, is_prefill
 from sprout.backends.decode import sample_batch
 
 
@@ -62,10 +62,9 @@ class LocalBackend(Backend):
         """The exact text the model reads. Completion mode: the raw prompt (after BOS for models that want one)."""
         if isinstance(prompt, str):
             return self._bos() + prompt
-        messages = prompt
         # A conversation that ends with an assistant turn is a prefill: the model continues that turn.
-        prefill = messages[-1]["role"] == "assistant"
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=not prefill,
+        prefill = is_prefill(prompt)
+        return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=not prefill,
                                                   continue_final_message=prefill)
 
     def _bos(self) -> str:

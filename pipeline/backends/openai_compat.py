@@ -15,8 +15,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from sprout.backends.base import Backend, Completion, Prompt, Sampling
+from sprout.backends.base import Backend, Completion, Prompt, Sampling, as_completion, is_prefill
 from sprout.errors import UserError
+
+CONTINUE = {"continue_final_message": True, "add_generation_prompt": False}  # vLLM's chat extras
 
 
 class MalformedResponse(Exception):
@@ -28,6 +30,7 @@ class Endpoint:
     url: str
     client: object
     outstanding: int = 0
+    continues_prefill: bool | None = None  # None: not known yet
     failures: int = 0  # consecutive
     down_until: float = 0.0
 
@@ -38,6 +41,7 @@ class OpenAIBackend(Backend):
                  backoff_base: float = 0.5, backoff_cap: float = 8.0):
         import openai
 
+        self.openai = openai
         key = os.environ.get(api_key_env) if api_key_env else None
         if api_key_env and not key:
             raise UserError(f"backend.api_key_env: the environment variable {api_key_env} is not set. Fix: export "
@@ -93,10 +97,7 @@ class OpenAIBackend(Backend):
             endpoint = self._pick()
             endpoint.outstanding += 1
             try:
-                if isinstance(prompt, str):  # completion mode: the legacy completions endpoint, prompt sent raw
-                    response = await endpoint.client.completions.create(prompt=prompt, **options)
-                else:
-                    response = await endpoint.client.chat.completions.create(messages=prompt, **options)
+                response = await self._call(endpoint, prompt, options)
                 completions = self._completions(response, sampling)
                 endpoint.failures = 0
                 return completions
@@ -116,6 +117,25 @@ class OpenAIBackend(Backend):
                 endpoint.outstanding -= 1
             # Full jitter: concurrent requests that failed together do not come back together.
             await asyncio.sleep(random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** attempts)))
+
+    async def _call(self, endpoint: Endpoint, prompt: Prompt, options: dict):
+        client = endpoint.client
+        if isinstance(prompt, str):  # completion mode: the legacy completions endpoint, prompt sent raw
+            return await client.completions.create(prompt=prompt, **options)
+        if not is_prefill(prompt):
+            return await client.chat.completions.create(messages=prompt, **options)
+        # A prefill (e.g. Self-Instruct's list that the model continues): vLLM and SGLang continue the final
+        # assistant message when asked; a server that refuses those fields gets the conversation as raw text.
+        if endpoint.continues_prefill is not False:
+            try:
+                response = await client.chat.completions.create(messages=prompt, extra_body=CONTINUE, **options)
+                endpoint.continues_prefill = True
+                return response
+            except (self.openai.BadRequestError, self.openai.UnprocessableEntityError):
+                if endpoint.continues_prefill:  # it did before: this refusal is about something else
+                    raise
+                endpoint.continues_prefill = False
+        return await client.completions.create(prompt=as_completion(prompt), **options)
 
     @staticmethod
     def _completions(response, sampling: Sampling) -> list[Completion]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sprout.backends.base import Backend, Completion, Prompt, Sampling
+from sprout.backends.base import Backend, Completion, Prompt, Sampling, is_prefill
 from sprout.errors import UserError
 
 INSTALL = "pip install 'sprout[vllm]' on a machine with a CUDA GPU"
@@ -42,7 +42,7 @@ def engine_calls(batch: list[Prompt]) -> dict[str, list[int]]:
     assistant turn) and `prefill` (LLM.chat continuing a final assistant message). Indices keep input order."""
     calls: dict[str, list[int]] = {}
     for i, prompt in enumerate(batch):
-        kind = "completion" if isinstance(prompt, str) else "prefill" if prompt[-1]["role"] == "assistant" else "chat"
+        kind = "completion" if isinstance(prompt, str) else "prefill" if is_prefill(prompt) else "chat"
         calls.setdefault(kind, []).append(i)
     return calls
 

@@ -43,6 +43,7 @@ class EvolInstruct:
                  run_seed: int):
         self.config, self.backend, self.stage, self.run_seed = config, backend, stage, run_seed
         self.queue = list(sources)  # instructions waiting to evolve, in order
+        self.attempted = 0  # evolutions asked for, over all rounds (the dry run's unit of evolution work)
         self.known = {r.id: r for r in sources}  # every parent a judge may need to see
         self.prompts = PromptSet({op: load_prompt(f"evol/{op}") for op in config.operations} | {
             "respond": load_prompt("evol/respond")}, config.mode)
@@ -59,6 +60,7 @@ class EvolInstruct:
     def run_round(self, round_no: int) -> RoundResult:
         cfg, result = self.config, RoundResult()
         parents, self.queue = self.queue[: cfg.per_round], self.queue[cfg.per_round:]
+        self.attempted += len(parents)
         if not parents:
             return result
         rng = random.Random(f"{self.run_seed}:{NAME}:{round_no}")
