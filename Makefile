@@ -54,3 +54,4 @@ bench: setup
 	$(BIN)/python bench/dedup.py
 	$(BIN)/python bench/bench_decode.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/generation.py

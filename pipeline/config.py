@@ -35,7 +35,7 @@ class BackendConfig(Strict):
     kind: Literal["local", "openai", "vllm"] = "local"
     # local: `embedded` or a model folder; openai: the served model's name; vllm: `embedded`, a folder or a hub id
     model: str = "embedded"
-    batch_size: int = Field(16, gt=0)
+    batch_size: int = Field(32, gt=0, description="local: rows per forward pass")
     threads: int | None = Field(None, gt=0)
     device: str = "cpu"
     # kind: openai (any OpenAI-compatible server); a list of base URLs is a pool (least outstanding requests first)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from sprout.backends.base import Sampling
-from sprout.backends.decode import _top_p, penalize
+from sprout.backends.decode import _top_p, _top_p_sorted, penalize
 from sprout.backends.local import LocalBackend
 from sprout.model_store import prepare_embedded
 
@@ -83,3 +83,14 @@ def test_completion_mode_continues_the_raw_text(backend):
     assert reply.prompt_tokens == ids["input_ids"].shape[1]
     chat_and_raw = backend.generate([ASK, raw], Sampling(temperature=0.0, max_tokens=12, stop=("\n5.",)))
     assert chat_and_raw[1][0].text == reply.text  # one batch may mix both modes
+
+
+def test_top_p_through_the_head_equals_a_full_sort_also_for_flat_rows():
+    torch.manual_seed(0)
+    peaked = torch.softmax(torch.randn(3, 5000) * 6, dim=-1)  # nucleus inside the head
+    flat = torch.softmax(torch.randn(2, 5000) * 0.1, dim=-1)  # nucleus far wider than the head
+    probs = torch.cat([peaked, flat])
+    for top_p in (0.5, 0.9, 0.99):
+        fast, full = _top_p(probs, top_p, head=64), _top_p_sorted(probs, top_p)
+        assert torch.equal(fast > 0, full > 0) and torch.allclose(fast, full)
+    assert (_top_p(flat, 0.9, head=64) > 0).sum(-1).min() > 64  # the flat rows really went past the head
