@@ -55,9 +55,9 @@ def estimate(config: DataConfig, share: float = 0.1, log=print) -> Estimate:
     full = full_work(config)
     scale = {g: full[g] / summary.work[g] for g in full if summary.work.get(g)}
     overall = sum(full.values()) / max(1, sum(summary.work.values()))
-    owner = {judge.name: "self_instruct" for judge in config.filters.judges}
+    owner = {f"judge:{judge.name}": "self_instruct" for judge in config.filters.judges}  # as judges log usage
     if config.generators.evol_instruct:
-        owner[config.generators.evol_instruct.judge.name] = "evol_instruct"
+        owner[f"judge:{config.generators.evol_instruct.judge.name}"] = "evol_instruct"
     usage = summary.usage
     prices = usage.get("prices", {})
     rows = []

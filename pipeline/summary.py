@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -50,23 +51,33 @@ def _round(value: float) -> str:
 
 def print_estimate(estimate: Estimate, share: float, console: Console) -> None:
     sample, totals, currency = estimate.sample, estimate.totals, estimate.currency
-    made = sample["usage"].get("calls", 0)
     console.print(f"[bold]sprout dry run[/] — a {share:.0%} sample ran in {sample['seconds']:.0f} s "
-                  f"({made} model calls, {sample['usage'].get('cache_hits', 0)} from cache); work done / planned: "
+                  f"({sample['usage'].get('calls', 0)} model calls, {sample['usage'].get('cache_hits', 0)} from "
+                  "cache); work done / planned: "
                   + ", ".join(f"{g} {sample['work'].get(g, 0)}/{n}" for g, n in sample["full_work"].items() if n))
-    table = Table(title="Estimated whole run", title_justify="left")
-    for column in ("model", "generator", "scale", "requests", "tokens in", "tokens out", "model time") + (
-            ("cost",) if currency else ()):
-        table.add_column(column, justify="left" if column in ("model", "generator") else "right")
+    models = sorted({row["model"] for row in estimate.rows})
+    one_model = len(models) == 1  # then the model goes in the title, and the table fits a narrow terminal
+    title = "Estimated whole run" + (f" on {models[0]}" if one_model else "")
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    columns = ([] if one_model else ["model"]) + ["generator", "scale", "requests", "tokens in", "tokens out",
+                                                  "model time"] + ([f"cost ({currency})"] if currency else [])
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("model", "generator") else "right",
+                         no_wrap=column == "generator")
     for row in estimate.rows:
         seconds = "?" if row["seconds"] is None else f"{row['seconds']:.0f} s"
-        cost = (f"{row['cost']:.4f} {currency}" if "cost" in row else "no price",) if currency else ()
-        table.add_row(row["model"], row["generator"], f"x{row['scale']:.1f}", _round(row["requests"]),
-                      _round(row["prompt_tokens"]), _round(row["completion_tokens"]), seconds, *cost)
+        cost = [f"{row['cost']:.4f}" if "cost" in row else "no price"] if currency else []
+        table.add_row(*([] if one_model else [row["model"]]), row["generator"], f"x{row['scale']:.1f}",
+                      _round(row["requests"]), _round(row["prompt_tokens"]), _round(row["completion_tokens"]),
+                      seconds, *cost)
     console.print(table)
-    time_note = "" if totals["seconds_complete"] else " (more: the sample was partly cached, so some is unknown)"
     line = (f"Estimate: {_round(totals['requests'])} requests, {_round(totals['prompt_tokens'])} tokens in, "
-            f"{_round(totals['completion_tokens'])} out, about {totals['seconds'] / 60:.1f} min{time_note}")
+            f"{_round(totals['completion_tokens'])} out, ")
+    if totals["seconds_complete"]:
+        line += f"about {totals['seconds'] / 60:.1f} min"
+    else:  # cached answers carry no timing
+        line += ("time unknown where marked ? (the sample's answers came from the cache; --set cache=NEW_FILE "
+                 "times it afresh)")
     if currency:
         line += f", cost about {totals['cost']:.4f} {currency}"
     console.print(line + ". Nothing was written to out_dir.", highlight=False)

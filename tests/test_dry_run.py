@@ -37,7 +37,7 @@ def test_estimate_scales_each_generator_by_its_own_work_and_prices_all_tokens(mo
     usage = {"calls": 30, "cache_hits": 10, "seconds": 20.0,
              "by_model": {"openai:m": {"self_instruct": row(20, 10, 10_000, 2_000, 10.0, 5_000, 1_000),
                                        "evol_instruct": row(8, 0, 4_000, 1_000, 8.0),
-                                       "equal": row(2, 0, 1_000, 10, 2.0)}},
+                                       "judge:equal": row(2, 0, 1_000, 10, 2.0)}},
              "cost": {"total": 0.0, "saved_by_cache": 0.0, "currency": "EUR", "unpriced_models": []},
              "prices": {"openai:m": {"input_per_million": 1.0, "output_per_million": 4.0, "currency": "EUR"}}}
     summary = RunSummary("x", 10, 4, new_tasks=4, seconds=25.0, usage=usage,
@@ -46,7 +46,7 @@ def test_estimate_scales_each_generator_by_its_own_work_and_prices_all_tokens(mo
     result = estimate(config(generators={"self_instruct": {"target": 40},
                                          "evol_instruct": EvolInstructConfig(rounds=4, per_round=8)}), log=print)
     rows = {r["generator"]: r for r in result.rows}
-    si, evol, judge = rows["self_instruct"], rows["evol_instruct"], rows["equal"]
+    si, evol, judge = rows["self_instruct"], rows["evol_instruct"], rows["judge:equal"]
     assert si["scale"] == 10 and evol["scale"] == 8 and judge["scale"] == 8  # the judge goes with evolution
     assert si["requests"] == 300 and si["prompt_tokens"] == 150_000 and si["completion_tokens"] == 30_000
     assert si["seconds"] == pytest.approx(10.0 / 20 * 30 * 10)  # time per request made, for every request
