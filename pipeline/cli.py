@@ -183,13 +183,14 @@ def templates_check(
 ) -> None:
     """Load each template set with its data and check every template against it (placeholders, options block)."""
     from sprout.config import FlanTaskConfig
-    from sprout.flan_templates import PROMPTS_DIR
+    from sprout.flan_templates import PROMPTS_DIR, check_sandbox
     from sprout.generators.flan_expansion import load_source
 
     names = tasks or sorted(p.stem for p in (PROMPTS_DIR / "flan").glob("*.yaml"))
     try:
         for name in names:
             source = load_source(FlanTaskConfig(task=name), name)
+            check_sandbox(source.templates, set(source.rows[0][1]))  # a template reaching for Python internals
             spec = source.templates.spec
             inverted = sum(t.inverted for t in spec.templates)
             print(f"ok: {name}: {len(spec.templates)} templates ({inverted} inverted), {len(source.rows)} rows, "

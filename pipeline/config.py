@@ -46,6 +46,8 @@ class BackendConfig(Strict):
     max_retries: int = Field(5, ge=0, description="per request, by the client (backoff with jitter, Retry-After)")
     set_aside_after: int = Field(3, gt=0, description="failed tries in a row before a server is set aside")
     set_aside_for: float = Field(30.0, ge=0, description="seconds a failing server gets no requests")
+    max_failure_rate: float = Field(0.2, ge=0, le=1, description="share of requests failing after retries (at "
+                                    "least 5) that stops the run; fewer are recorded as backend_error rejects")
     price: PriceConfig | None = Field(None, description="optional: cost in the summary, report and --dry-run")
     # kind: vllm (in-process vLLM on this machine's GPUs)
     tensor_parallel_size: int = Field(1, gt=0)
@@ -127,6 +129,28 @@ class JudgeConfig(Strict):
     sampling: SamplingConfig = SamplingConfig(temperature=0.0, max_tokens=8)
 
 
+def _usable_judge(judge: JudgeConfig) -> JudgeConfig:
+    """A judge's prompt loads and its verdict words can decide: checked with the config, so a bad judge is a config
+    error before a run writes anything, not a crash after its first batch."""
+    from sprout.prompts import load_prompt  # here, not at import: prompts is only read when a judge is configured
+
+    try:
+        prompt = load_prompt(judge.prompt)
+    except UserError as exc:
+        raise ValueError(f"judge {judge.name!r}: {exc.message} Fix: `prompt:` names a file under prompts/ without "
+                         ".yaml, e.g. judge/quality") from None
+    verdicts = prompt.meta.get("verdicts")
+    verdicts = verdicts if isinstance(verdicts, dict) else {}
+    keep, drop = judge.keep or verdicts.get("keep") or [], judge.drop or verdicts.get("drop") or []
+    if not keep and not drop:
+        raise ValueError(f"judge {judge.name!r}: no verdict words; set `keep:`/`drop:` here or `verdicts: {{keep: "
+                         f"[...], drop: [...]}}` in {prompt.path}")
+    overlap = sorted({str(v).lower() for v in keep} & {str(v).lower() for v in drop})
+    if overlap:
+        raise ValueError(f"judge {judge.name!r}: verdict word(s) {overlap} both keep and drop; list each once")
+    return judge
+
+
 class FilterConfig(Strict):
     task_rules: RuleList = Field(default_factory=lambda: list(TASK_RULES))
     instance_rules: RuleList = Field(default_factory=lambda: list(INSTANCE_RULES))
@@ -145,7 +169,7 @@ class FilterConfig(Strict):
     input_rouge_l_threshold: float = Field(0.7, ge=0, le=1, description="input_rouge_l: for synthesised inputs")
     rouge_tokenizer: Literal["rouge", "unicode"] = "rouge"
     max_instances_per_task: int = Field(5, gt=0)
-    judges: list[JudgeConfig] = Field(default_factory=list)
+    judges: list[Annotated[JudgeConfig, AfterValidator(_usable_judge)]] = Field(default_factory=list)
 
 
 EVOL_OPERATIONS = ["add_constraints", "deepen", "concretize", "increase_reasoning", "complicate_input", "breadth"]
@@ -173,7 +197,7 @@ class EvolInstructConfig(Strict):
         default_factory=lambda: dict.fromkeys(EVOL_OPERATIONS, 1.0))
     sampling: SamplingConfig = SamplingConfig(temperature=0.7, top_p=0.9, max_tokens=160)
     response_sampling: SamplingConfig = SamplingConfig(temperature=0.7, top_p=0.9, max_tokens=256)
-    judge: JudgeConfig = JudgeConfig(name="equal", prompt="judge/evol_equal")
+    judge: Annotated[JudgeConfig, AfterValidator(_usable_judge)] = JudgeConfig(name="equal", prompt="judge/evol_equal")
     rules: RuleList = Field(default_factory=lambda: ["word_count", "scaffold_copy", "empty_output", "refusal",
                                                      "punct_stopwords_only", "rouge_l"])
 
@@ -239,11 +263,44 @@ class GeneratorsConfig(Strict):
     flan: FlanConfig | None = None
 
 
+def _in_the_way(path: Path, folder: bool) -> str | None:
+    """Why `path` cannot be made or used as an output folder (or file), or None: checked with the config, because
+    finding out at the first write leaves a half-made run behind."""
+    try:
+        if path.exists():
+            if folder != path.is_dir():
+                found, wanted = ("file", "folder") if folder else ("folder", "file")
+                return f"{path} is a {found}; this key names the {wanted} the run writes"
+            return None
+        blocker = next((p for p in path.parents if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            return f"{blocker} is a file, so {path} cannot be made"
+    except OSError as exc:
+        return f"not a usable path ({exc.strerror or exc})"
+    return None
+
+
+def _output_folder(path: Path) -> Path:
+    if problem := _in_the_way(path, folder=True):
+        raise ValueError(f"{problem}. Fix: name a folder that does not exist yet (it is made) or a run folder")
+    return path
+
+
+def _output_file(path: Path) -> Path:
+    if problem := _in_the_way(path, folder=False):
+        raise ValueError(f"{problem}. Fix: name a file path, e.g. out/cache/responses.sqlite")
+    return path
+
+
+OutputFolder = Annotated[Path, AfterValidator(_output_folder)]  # for every run config's `out_dir`
+OutputFile = Annotated[Path, AfterValidator(_output_file)]  # for `cache`
+
+
 class DataConfig(Strict):
-    out_dir: Path = Path("out/data")
+    out_dir: OutputFolder = Path("out/data")
     seed: int = 42
     seeds: list[Path] = Field(default_factory=lambda: [Path("seeds/general.jsonl")], min_length=1)
-    cache: Path = Path("out/cache/responses.sqlite")
+    cache: OutputFile = Path("out/cache/responses.sqlite")
     backend: BackendConfig = BackendConfig()
     generators: GeneratorsConfig = GeneratorsConfig()
     filters: FilterConfig = FilterConfig()
@@ -284,6 +341,15 @@ def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
     return line
 
 
+def _yaml_problem(exc: Exception) -> str:
+    """What is wrong with a YAML text, for a message (the line goes in front, where there is one)."""
+    if isinstance(exc, yaml.YAMLError):
+        return str(getattr(exc, "problem", None) or exc)
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc)  # ValueError: e.g. an integer of more than 4,300 digits
+
+
 def _apply_override(data: dict, assignment: str) -> None:
     key, sep, value = assignment.partition("=")
     if not sep or not key:
@@ -294,27 +360,70 @@ def _apply_override(data: dict, assignment: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise UserError(f"--set {assignment!r}: {part!r} is not a section")
-    node[leaf] = yaml.safe_load(value)
+    try:
+        node[leaf] = yaml.safe_load(value)
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        raise UserError(f"--set {assignment[:200]!r}: the value is not valid YAML ({_yaml_problem(exc)}). Fix: "
+                        f"quote a plain string, e.g. --set '{key}=\"...\"'; a list is [a, b].") from None
+
+
+def _read_config(path: Path, what: str) -> str:
+    try:
+        if path.is_dir():
+            raise UserError(f"{path}: is a directory, not a {what} file. Fix: pass a YAML file (shipped ones are "
+                            "in configs/).")
+        if not path.is_file():
+            raise UserError(f"{path}: no such {what} file. Fix: check the path (shipped configs are in configs/).")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{str(path)[:200]}: cannot read the {what} file: {exc.strerror or exc}.") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UserError(f"{path}:{line}: not valid UTF-8 (byte {exc.start}); save the file as UTF-8.") from None
+
+
+def _repeated_keys(node: yaml.Node | None) -> list[tuple[str, int, int]]:
+    """(key, line, first line) for every key given twice in one mapping, anywhere in the document."""
+    found = []
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                line = key.start_mark.line + 1
+                if key.value in first:
+                    found.append((key.value, line, first[key.value]))
+                first.setdefault(key.value, line)
+            found += _repeated_keys(value)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            found += _repeated_keys(item)
+    return found
 
 
 def load_config(path: Path | None, overrides: list[str] = (), model: type[BaseModel] = DataConfig,
                 what: str = "config") -> Any:
     text = ""
     if path is not None:
-        if not Path(path).is_file():
-            raise UserError(f"{path}: no such config file. Fix: pass --config configs/data.yaml.")
-        text = Path(path).read_text(encoding="utf-8")
+        text = _read_config(Path(path), what)
     try:
         data = yaml.safe_load(text) or {}
         root = yaml.compose(text) if text else None
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise UserError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+        raise UserError(f"{where}: invalid YAML: {_yaml_problem(exc)}. Fix the {what} there (a mapping of "
+                        "`key: value` lines; lists as [a, b] or `- item` lines).") from None
     if not isinstance(data, dict):
-        raise UserError(f"{path}: the config must be a mapping of keys, e.g. `out_dir: out/data`.")
+        raise UserError(f"{path}: the {what} must be a mapping of keys, e.g. `out_dir: out/data`.")
+    if repeated := _repeated_keys(root):
+        raise UserError(f"invalid {what}; nothing was run:", [
+            f"{path}:{line}: key {key!r} is given twice (first at line {first}); YAML would silently keep only the "
+            "second. Fix: keep one of them" for key, line, first in repeated])
     for assignment in overrides:
         _apply_override(data, assignment)
+    set_by = {tuple(a.partition("=")[0].split(".")): a for a in overrides}
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -322,14 +431,16 @@ def load_config(path: Path | None, overrides: list[str] = (), model: type[BaseMo
         for error in exc.errors():
             loc = tuple(error["loc"])
             key = ".".join(str(p) for p in loc)
+            # A value given with --set is named as such, not by the line of the file value it replaced.
+            override = next((a for k, a in set_by.items() if loc[:len(k)] == k), None)
             line = _line_of(root, loc)
-            where = f"{path}:{line}" if line else f"{path or 'config'}"
+            where = f"--set {override[:200]!r}" if override else f"{path}:{line}" if line else f"{path or 'config'}"
             if error["type"] == "extra_forbidden":
                 parent = _model_at(model, loc[:-1])
                 valid = ", ".join(parent.model_fields) if parent else "see configs/data.yaml"
                 problems.append(f"{where}: unknown key {key!r}; valid keys here: {valid}")
             elif key:
-                problems.append(f"{where}: key {key!r}: {error['msg']}")
+                problems.append(f"{where}: key {key!r}: {error['msg'].removeprefix('Value error, ')}")
             else:  # a rule over several keys
                 problems.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
         raise UserError(f"invalid {what}; nothing was run:", problems) from None

@@ -20,7 +20,7 @@ from sprout.seeds import describe_errors, iter_json_items, read_text
 def read_rows(path: Path) -> tuple[str, list[tuple[int, object]]]:
     """(format, [(line, row)]) where format is "txt", "jsonl" or "json"; txt rows are the stripped lines."""
     path = Path(path)
-    text = read_text(path)
+    text = read_text(path, "input file", "Check the path.")
     if path.suffix == ".txt":
         return "txt", [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
     items = iter_json_items(text)

@@ -19,11 +19,12 @@ from typing import Literal
 
 import yaml
 from jinja2 import TemplateError, meta
+from jinja2.sandbox import SecurityError
 from pydantic import Field, ValidationError, field_validator
 
-from sprout.config import Strict, _line_of
+from sprout.config import Strict, _line_of, _yaml_problem
 from sprout.errors import UserError
-from sprout.prompts import PROMPTS_DIR, sandbox
+from sprout.prompts import PROMPTS_DIR, RENDER_ERRORS, render_problem, sandbox
 from sprout.seeds import describe_errors
 
 SPECIAL = ("answer", "options")
@@ -140,8 +141,23 @@ class TemplateSet:
         env = sandbox()
         try:
             return {part: env.from_string(getattr(template, part)).render(**variables_).strip() for part in PARTS}
-        except TemplateError as exc:  # e.g. the sandbox refusing `{{ text.__class__ }}`
-            raise UserError(f"{self.path}: template {template.name!r} cannot render: {exc}") from None
+        except RENDER_ERRORS as exc:  # e.g. the sandbox refusing `{{ text.__class__ }}`
+            raise UserError(f"{self.path}: template {template.name!r} cannot render: {render_problem(exc)}") from None
+
+    def sandbox_refusal(self, template: FlanTemplate, fields: set[str]) -> str | None:
+        """Render the template once with stand-in values: a template that reaches for Python internals is refused
+        when the set is checked (`sprout templates check`), not halfway through an expansion."""
+        stand_ins = dict.fromkeys(fields, "x")
+        if self.classification and self.choices(template):
+            stand_ins |= {"answer": "x", "options": options_block(self.choices(template))}
+        for part in PARTS:
+            try:
+                sandbox().from_string(getattr(template, part)).render(**stand_ins)
+            except SecurityError as exc:
+                return f"{part}: {render_problem(exc)}"
+            except Exception:  # noqa: BLE001, S112 - only the sandbox's refusal is judged here; real rows decide the rest
+                continue
+        return None
 
 
 def template_path(task: str, root: Path = PROMPTS_DIR / "flan") -> Path:
@@ -157,8 +173,10 @@ def load_template_set(task: str, root: Path = PROMPTS_DIR / "flan") -> TemplateS
     try:
         data = yaml.safe_load(raw)
         spec = FlanTaskFile.model_validate(data)
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: invalid YAML: {exc}") from None
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise UserError(f"{where}: invalid YAML: {_yaml_problem(exc)}. Fix the template file there.") from None
     except ValidationError as exc:
         raise UserError(f"{path}: invalid template file: {describe_errors(exc)}") from None
     problems = []
@@ -184,3 +202,13 @@ def check_templates(templates: TemplateSet, fields: set[str]) -> None:
     if problems:
         raise UserError(f"template(s) in {templates.path} do not fit the data (fields: {sorted(fields)}); "
                         "nothing was run:", problems)
+
+
+def check_sandbox(templates: TemplateSet, fields: set[str]) -> None:
+    """Render every template once with stand-in values: one that reaches for Python internals is named (file:line)
+    by `sprout templates check` instead of being found halfway through an expansion. Nothing is executed."""
+    root_node = yaml.compose(templates.text)
+    problems = [f"{templates.path}:{_line_of(root_node, ('templates', i))}: template {t.name!r}: {refusal}"
+                for i, t in enumerate(templates.spec.templates) if (refusal := templates.sandbox_refusal(t, fields))]
+    if problems:
+        raise UserError(f"template(s) in {templates.path} are refused by the sandbox; nothing was run:", problems)

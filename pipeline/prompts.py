@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from sprout.backends.base import as_completion
 from sprout.errors import UserError
@@ -39,6 +39,20 @@ ROLES = {"system", "user", "assistant"}
 def sandbox() -> SandboxedEnvironment:
     """The one Jinja environment every prompt and template renders in: sandboxed, StrictUndefined."""
     return _ENV
+
+
+# What rendering a template can raise besides TemplateError: a filter or operator given the wrong type
+# (`{{ text | round }}`), a division by zero, a range the sandbox refuses to build. A template's fault, not sprout's.
+RENDER_ERRORS = (TemplateError, TypeError, ValueError, ArithmeticError, LookupError)
+
+
+def render_problem(exc: Exception) -> str:
+    """Why a template could not render, for a user message; the sandbox's refusals say so plainly."""
+    if isinstance(exc, SecurityError):
+        return (f"{exc} Refused by the sandbox (SecurityError): templates and prompts may only read their "
+                "variables, never Python internals (`__class__`, `__mro__`, `__subclasses__`...); nothing was "
+                "executed. Fix: remove that expression")
+    return f"{type(exc).__name__}: {exc}"
 
 
 @dataclass(frozen=True)
@@ -66,8 +80,9 @@ class Prompt:
         if self.completion is not None:
             try:
                 return _ENV.from_string(self.completion).render(**variables).rstrip()
-            except (TemplateError, KeyError) as exc:
-                raise UserError(f"{self.path}: cannot render the completion of prompt {self.name!r}: {exc}") from None
+            except RENDER_ERRORS as exc:
+                raise UserError(f"{self.path}: cannot render the completion of prompt {self.name!r}: "
+                                f"{render_problem(exc)}") from None
         return as_completion(self.render(**variables))
 
     def render(self, **variables: Any) -> list[Message]:
@@ -80,8 +95,8 @@ class Prompt:
                 else:
                     rendered += _render((entry,), variables)
             return rendered
-        except (TemplateError, KeyError) as exc:
-            raise UserError(f"{self.path}: cannot render prompt {self.name!r}: {exc}") from None
+        except RENDER_ERRORS as exc:  # KeyError (a LookupError): a `repeat:` list variable not given
+            raise UserError(f"{self.path}: cannot render prompt {self.name!r}: {render_problem(exc)}") from None
 
 
 def _render(messages: tuple[tuple[str, str], ...], variables: dict[str, Any]) -> list[Message]:

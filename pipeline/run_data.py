@@ -13,7 +13,15 @@ from pathlib import Path
 
 from sprout.backends.base import Usage
 from sprout.backends.cache import CachedBackend
-from sprout.config import BackendConfig, DataConfig, FilterConfig, FlanConfig, PriceConfig, dump_resolved
+from sprout.config import (
+    BackendConfig,
+    DataConfig,
+    FilterConfig,
+    FlanConfig,
+    PriceConfig,
+    SelfInstructConfig,
+    dump_resolved,
+)
 from sprout.dataset_io import read_records
 from sprout.errors import UserError
 from sprout.filters.build import build_filters, build_stage
@@ -23,6 +31,7 @@ from sprout.generators.self_instruct import SelfInstruct
 from sprout.jsonl import ResumableJsonl, atomic_write
 from sprout.records import Record
 from sprout.report import write_reports
+from sprout.run_lock import run_lock
 from sprout.seeds import load_seeds
 
 OUTPUTS = ("examples.jsonl", "rejected.jsonl", "report.json", "config.yaml")
@@ -54,6 +63,11 @@ class RunFiles:
     def __init__(self, summary: RunSummary):
         out = Path(summary.out_dir)
         self.summary = summary
+        if _has_backend_errors(out / "rejected.jsonl"):
+            # The last run here lost requests to backend errors; this one asks for them again, so its lines
+            # can differ from there on. Start both files over: every answer that did come is in the cache.
+            for name in ("examples.jsonl", "rejected.jsonl"):
+                (out / name).unlink(missing_ok=True)
         self.examples = ResumableJsonl(out / "examples.jsonl")
         self.rejected = ResumableJsonl(out / "rejected.jsonl")
 
@@ -69,6 +83,30 @@ class RunFiles:
     def __exit__(self, *exc) -> None:
         self.examples.close()
         self.rejected.close()
+
+
+def _has_backend_errors(rejected: Path) -> bool:
+    if not rejected.exists():
+        return False
+    with open(rejected, "rb") as handle:
+        return any(line.startswith(b'{"rule": "backend_error"') for line in handle)
+
+
+def check_seed_counts(seeds, si: SelfInstructConfig, paths) -> None:
+    """Self-Instruct shows `in_context` seeds per prompt and `instance_examples` seeds of each kind (classification
+    or not) per instance prompt: a seed set too small for that is an error now, before anything is written."""
+    kinds = {flag: sum(s.is_classification == flag for s in seeds) for flag in (True, False)}
+    short = []
+    if len(seeds) < si.in_context:
+        short.append(f"{len(seeds)} seed tasks, but generators.self_instruct.in_context is {si.in_context}")
+    for flag, name in ((True, "classification"), (False, "non-classification")):
+        if kinds[flag] < si.instance_examples:
+            short.append(f"{kinds[flag]} {name} seed tasks, but generators.self_instruct.instance_examples is "
+                         f"{si.instance_examples}")
+    if short:
+        files = ", ".join(str(p) for p in paths)
+        raise UserError(f"{files}: too few seeds for Self-Instruct's prompts: {'; '.join(short)}. Fix: add seed "
+                        "tasks, or lower those keys.")
 
 
 def prepare_run_dir(config: DataConfig, force: bool) -> None:
@@ -133,7 +171,7 @@ class Backends:
                                     config.gpu_memory_utilization, config.max_model_len, config.dtype)
             else:
                 inner = LocalBackend(self.model_dirs[config.model], config.batch_size, config.threads, config.device)
-            self.open[config] = CachedBackend(inner, self.cache)
+            self.open[config] = CachedBackend(inner, self.cache, config.max_failure_rate)
         return self.open[config]
 
     def usage(self) -> dict:
@@ -248,6 +286,7 @@ def run_data(config: DataConfig, force: bool = False, progress=None, log=print) 
 
     seeds = load_seeds(config.seeds)
     generators = config.generators
+    check_seed_counts(seeds, generators.self_instruct, config.seeds)
     evol = generators.evol_instruct
     # Read every input now (Evol file, task specs, FLAN templates and rows): a bad file fails before model work.
     file_sources = read_records(evol.input) if evol is not None and evol.source == "file" else []
@@ -256,33 +295,34 @@ def run_data(config: DataConfig, force: bool = False, progress=None, log=print) 
                     for i, entry in enumerate(generators.flan.tasks)] if generators.flan else []
     backends = Backends(config.backend, config.cache, log)
     backends.resolve([j.backend for j in config.filters.judges if j.backend])
-    prepare_run_dir(config, force)
-    started = time.monotonic()
-    backend = backends.get()
-    filters = build_filters(config.filters, [s.instruction for s in seeds], backends.get)
-    si_config = config.generators.self_instruct
-    generator = SelfInstruct(si_config, seeds, backend, filters, config.seed)
-    summary = RunSummary(str(config.out_dir), len(seeds), si_config.target)
-    try:
-        with RunFiles(summary) as files:
-            _self_instruct(generator, si_config, files, progress, log)
-            evolutions = _evolve_pool(config, generator, seeds, file_sources, backends, files, log)
-            synthesized = [synthesize(entry, spec, backends, config.filters, config.seed, files, log)
-                           for entry, spec in zip(generators.pair_synthesis, specs, strict=True)]
-            for pairs in synthesized:
-                log(f"pair synthesis {pairs.spec.name}: {sum(pairs.accepted.values())} of {pairs.config.n} pairs, "
-                    f"labels {dict(pairs.accepted)}")
-            expansion = expand_flan(generators.flan, config.filters, config.seed, flan_sources, files, log)
-    finally:
-        backends.close()
-    summary.work = {"self_instruct": summary.new_tasks, "evol_instruct": evolutions.attempted if evolutions else 0,
-                    "pair_synthesis": sum(sum(pairs.accepted.values()) for pairs in synthesized)}
-    stages = {"tasks": filters.tasks, "instances": filters.instances}
-    if evolutions:
-        stages["evolutions"] = evolutions.stage
-    stages |= {pairs.stage.name: pairs.stage for pairs in synthesized}
-    if expansion:
-        stages["flan"] = expansion.stage
-    finish_run(summary, stages, backends.usage(), started)
+    with run_lock(config.out_dir, log):
+        prepare_run_dir(config, force)
+        started = time.monotonic()
+        backend = backends.get()
+        filters = build_filters(config.filters, [s.instruction for s in seeds], backends.get)
+        si_config = config.generators.self_instruct
+        generator = SelfInstruct(si_config, seeds, backend, filters, config.seed)
+        summary = RunSummary(str(config.out_dir), len(seeds), si_config.target)
+        try:
+            with RunFiles(summary) as files:
+                _self_instruct(generator, si_config, files, progress, log)
+                evolutions = _evolve_pool(config, generator, seeds, file_sources, backends, files, log)
+                synthesized = [synthesize(entry, spec, backends, config.filters, config.seed, files, log)
+                               for entry, spec in zip(generators.pair_synthesis, specs, strict=True)]
+                for pairs in synthesized:
+                    log(f"pair synthesis {pairs.spec.name}: {sum(pairs.accepted.values())} of {pairs.config.n} pairs, "
+                        f"labels {dict(pairs.accepted)}")
+                expansion = expand_flan(generators.flan, config.filters, config.seed, flan_sources, files, log)
+        finally:
+            backends.close()
+        summary.work = {"self_instruct": summary.new_tasks, "evol_instruct": evolutions.attempted if evolutions else 0,
+                        "pair_synthesis": sum(sum(pairs.accepted.values()) for pairs in synthesized)}
+        stages = {"tasks": filters.tasks, "instances": filters.instances}
+        if evolutions:
+            stages["evolutions"] = evolutions.stage
+        stages |= {pairs.stage.name: pairs.stage for pairs in synthesized}
+        if expansion:
+            stages["flan"] = expansion.stage
+        finish_run(summary, stages, backends.usage(), started)
     return summary
 

@@ -11,6 +11,7 @@ from sprout.config import BackendConfig, EvolInstructConfig, FilterConfig, Stric
 from sprout.dataset_io import read_records
 from sprout.generators.evol_instruct import make_evolver
 from sprout.run_data import Backends, RunFiles, RunSummary, evolve_rounds, finish_run, prepare_run_dir
+from sprout.run_lock import run_lock
 
 
 class EvolveRunConfig(Strict):
@@ -28,20 +29,21 @@ def run_evolve(config: EvolveRunConfig, force: bool = False, progress=None, log=
     evol = config.evol_instruct
     backends = Backends(config.backend, config.cache, log)
     backends.resolve([evol.judge.backend] if evol.judge.backend else [])
-    prepare_run_dir(config, force)
-    started = time.monotonic()
-    generator = make_evolver(evol, config.filters, sources, backends.get, config.seed,
-                             dedup_against=[r.instruction for r in sources])
-    summary = RunSummary(str(config.out_dir), seeds=len(sources), target=0)
-    def after_round(round_no, result):
-        summary.batches += 1
-        if progress:
-            progress(round_no + 1, evol.rounds)
+    with run_lock(config.out_dir, log):
+        prepare_run_dir(config, force)
+        started = time.monotonic()
+        generator = make_evolver(evol, config.filters, sources, backends.get, config.seed,
+                                 dedup_against=[r.instruction for r in sources])
+        summary = RunSummary(str(config.out_dir), seeds=len(sources), target=0)
+        def after_round(round_no, result):
+            summary.batches += 1
+            if progress:
+                progress(round_no + 1, evol.rounds)
 
-    try:
-        with RunFiles(summary) as files:
-            evolve_rounds(generator, evol.rounds, files, after_round)
-    finally:
-        backends.close()
-    finish_run(summary, {"evolutions": generator.stage}, backends.usage(), started)
+        try:
+            with RunFiles(summary) as files:
+                evolve_rounds(generator, evol.rounds, files, after_round)
+        finally:
+            backends.close()
+        finish_run(summary, {"evolutions": generator.stage}, backends.usage(), started)
     return summary

@@ -14,6 +14,7 @@ from sprout.filters.build import build_stage
 from sprout.generators.flan_expansion import load_source
 from sprout.generators.pair_synthesis import PairSynthesis
 from sprout.run_data import Backends, RunFiles, RunSummary, finish_run, prepare_run_dir
+from sprout.run_lock import run_lock
 from sprout.task_spec import TaskSpec, load_task_spec
 
 
@@ -68,15 +69,16 @@ def synthesize(entry: PairSynthesisConfig, spec: TaskSpec, backends: Backends, f
 def run_synth(config: SynthRunConfig, force: bool = False, progress=None, log=print) -> RunSummary:
     (spec,) = load_specs([config.synth])
     backends = Backends(config.backend, config.cache, log)
-    prepare_run_dir(config, force)
-    started = time.monotonic()
-    summary = RunSummary(str(config.out_dir), seeds=len(spec.examples), target=0)
-    try:
-        with RunFiles(summary) as files:
-            generator = synthesize(config.synth, spec, backends, config.filters, config.seed, files, log, progress)
-    finally:
-        backends.close()
-    finish_run(summary, {generator.stage.name: generator.stage}, backends.usage(), started)
+    with run_lock(config.out_dir, log):
+        prepare_run_dir(config, force)
+        started = time.monotonic()
+        summary = RunSummary(str(config.out_dir), seeds=len(spec.examples), target=0)
+        try:
+            with RunFiles(summary) as files:
+                generator = synthesize(config.synth, spec, backends, config.filters, config.seed, files, log, progress)
+        finally:
+            backends.close()
+        finish_run(summary, {generator.stage.name: generator.stage}, backends.usage(), started)
     return summary
 
 
@@ -93,10 +95,11 @@ def run_flan(config: FlanRunConfig, force: bool = False, log=print) -> RunSummar
     from sprout.run_data import expand_flan
 
     sources = [load_source(entry, f"flan.tasks[{i}]") for i, entry in enumerate(config.flan.tasks)]
-    prepare_run_dir(config, force)
-    started = time.monotonic()
-    summary = RunSummary(str(config.out_dir), seeds=sum(len(s.rows) for s in sources), target=0)
-    with RunFiles(summary) as files:
-        expansion = expand_flan(config.flan, config.filters, config.seed, sources, files, log)
-    finish_run(summary, {"flan": expansion.stage}, {}, started)
+    with run_lock(config.out_dir, log):
+        prepare_run_dir(config, force)
+        started = time.monotonic()
+        summary = RunSummary(str(config.out_dir), seeds=sum(len(s.rows) for s in sources), target=0)
+        with RunFiles(summary) as files:
+            expansion = expand_flan(config.flan, config.filters, config.seed, sources, files, log)
+        finish_run(summary, {"flan": expansion.stage}, {}, started)
     return summary

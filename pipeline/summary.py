@@ -37,6 +37,10 @@ def print_summary(summary: RunSummary, console: Console) -> None:
                       f"{usage['prompt_tokens']}/{usage['completion_tokens']} new, "
                       f"{usage['cached_prompt_tokens']}/{usage['cached_completion_tokens']} cached · "
                       f"{usage.get('seconds', 0):.0f} s in model calls")
+        if usage.get("failed"):
+            reasons = ", ".join(f"{k} {v}" for k, v in usage.get("failures", {}).items())
+            console.print(f"[yellow]Failed after retries: {usage['failed']} requests ({reasons}); their candidates "
+                          "are backend_error rejects, and a rerun asks for them again.[/]", highlight=False)
         if cost := usage.get("cost"):
             unpriced = f" (no price for {', '.join(cost['unpriced_models'])})" if cost["unpriced_models"] else ""
             console.print(f"Cost: {cost['total']:.4f} {cost['currency']}, {cost['saved_by_cache']:.4f} "

@@ -57,10 +57,11 @@ def match_label(text: str, labels: list[str]) -> str | None:
     for prefix in ("answer:", "label:", "the answer is"):
         if line.lower().startswith(prefix):
             line = line[len(prefix):].strip().strip("*_`\"'").strip()
-    lowered = line.lower()
+    lowered = line.casefold()
     for label in sorted(labels, key=len, reverse=True):
-        cut = lowered[len(label):len(label) + 1]
-        if lowered.startswith(label.lower()) and (not cut or not cut.isalnum()):
+        folded = label.casefold()  # may be longer than the label ("İ" folds to two characters)
+        cut = lowered[len(folded):len(folded) + 1]
+        if lowered.startswith(folded) and (not cut or not cut.isalnum()):
             return label
     return None
 

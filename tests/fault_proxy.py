@@ -27,6 +27,7 @@ class Logged:
     path: str
     fault: str
     fields: tuple[str, ...] = ()  # the JSON body's top-level keys
+    authorization: str = ""
 
 
 @dataclass
@@ -92,7 +93,8 @@ class FaultProxy:
             fields = tuple(sorted(json.loads(body))) if body else ()
         except ValueError:
             fields = ()
-        self.log.append(Logged(time.monotonic(), request.path, fault, fields))
+        self.log.append(Logged(time.monotonic(), request.path, fault, fields,
+                               request.headers.get("Authorization", "")))
         if fault == "drop":
             request.close_connection = True
             request.connection.close()

@@ -3,7 +3,7 @@ import sqlite3
 import pytest
 
 from sprout.backends.base import Completion, Sampling
-from sprout.backends.cache import CachedBackend, cache_key
+from sprout.backends.cache import INSERT, CachedBackend, cache_key
 from sprout.errors import UserError
 from sprout.jsonl import ResumableJsonl
 
@@ -94,3 +94,21 @@ def test_cost_is_fresh_tokens_at_the_models_price_and_the_cache_saving_is_shown_
     assert report["cost"] == {"total": 1.5, "saved_by_cache": 1.0, "currency": "USD",
                               "unpriced_models": ["transformers:local"]}
     assert "cost" not in priced(asdict(usage), {"openai:big": None})  # no price anywhere: no cost at all
+
+
+def test_each_answer_counts_its_generations_and_old_caches_are_migrated(tmp_path, scripted):
+    old = sqlite3.connect(tmp_path / "old.sqlite")  # a cache made before the `generations` column
+    old.execute("CREATE TABLE responses (key TEXT PRIMARY KEY, model TEXT NOT NULL, text TEXT NOT NULL, "
+                "finish_reason TEXT NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL)")
+    old.execute("INSERT INTO responses VALUES (?, 'scripted', 'kept', 'stop', 1, 1)",
+                (cache_key("scripted", MESSAGES, Sampling(), 0),))
+    old.commit()
+    old.close()
+    cached = CachedBackend(scripted(lambda m, s: "fresh"), tmp_path / "old.sqlite")
+    other = [{"role": "user", "content": "other"}]
+    assert [r[0].text for r in cached.generate([MESSAGES, other], Sampling())] == ["kept", "fresh"]
+    counts = dict(cached._db.execute("SELECT text, generations FROM responses").fetchall())
+    assert counts == {"kept": 1, "fresh": 1}
+    # Storing an answer for a key again (a call paid twice) is counted, not hidden:
+    cached._db.execute(INSERT, (cache_key("scripted", other, Sampling(), 0), "scripted", "again", "stop", 1, 1))
+    assert dict(cached._db.execute("SELECT text, generations FROM responses").fetchall())["again"] == 2

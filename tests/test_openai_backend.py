@@ -101,8 +101,8 @@ def test_config_needs_a_base_url_and_a_set_key_variable(monkeypatch):
     with pytest.raises(UserError, match="SPROUT_TEST_KEY is not set"):
         OpenAIBackend(["http://a/v1"], "m", api_key_env="SPROUT_TEST_KEY")
     dead = OpenAIBackend([f"http://127.0.0.1:{free_port()}/v1"], "m", max_retries=0, set_aside_after=1)
-    with pytest.raises(UserError, match="no usable answer from .* Fix: start the server or correct backend.base_url"):
-        dead.generate([[{"role": "user", "content": "hi"}]], Sampling(max_tokens=4))
+    (reply,), = dead.generate([[{"role": "user", "content": "hi"}]], Sampling(max_tokens=4, n=1))
+    assert reply.failed and reply.error.startswith("APIConnectionError: no usable answer from http://127.0.0.1:")
     dead.close()
 
 
@@ -148,10 +148,11 @@ def test_every_kind_of_fault_is_retried_and_retry_after_is_honoured(server):
     direct = OpenAIBackend([url], model)
     clean = direct.generate(prompts, sampling)
     direct.close()
-    plan = FaultPlan(first=["429", "500", "drop", "truncate", "garbage", "stall"], retry_after=1.5, stall_for=4)
+    plan = FaultPlan(first=["429", "500", "drop", "truncate", "garbage", "stall"], retry_after=1.5, stall_for=12)
     with FaultProxy(root, plan) as proxy:
-        # The first request meets five faults in a row: the client's own 5 retries absorb four of them.
-        backend = OpenAIBackend([f"{proxy.url}/v1"], model, max_concurrency=1, timeout=2, max_retries=5)
+        # The first request meets five faults in a row: the client's own 5 retries absorb four of them. The timeout
+        # leaves a busy machine's server room for an 8-token answer, and the stall outlasts it.
+        backend = OpenAIBackend([f"{proxy.url}/v1"], model, max_concurrency=1, timeout=8, max_retries=5)
         faulty = backend.generate(prompts, sampling)
         backend.close()
     assert [r[0].text for r in faulty] == [r[0].text for r in clean]  # nothing lost, nothing changed
@@ -161,14 +162,21 @@ def test_every_kind_of_fault_is_retried_and_retry_after_is_honoured(server):
     assert backend.failures == {"JSONDecodeError": 1}  # the one fault the client does not retry by itself
 
 
-def test_a_server_that_always_fails_ends_in_a_clear_error(server):
+def test_a_request_out_of_retries_fails_alone_and_too_many_failures_stop_the_run(server, tmp_path):
     url, model = server
     with FaultProxy(url.removesuffix("/v1"), FaultPlan(rate=1.0, kinds=("500",))) as proxy:
-        backend = OpenAIBackend([f"{proxy.url}/v1"], model, max_retries=1, set_aside_after=2, backoff_base=0.01)
-        with pytest.raises(UserError, match=r"after 2 tries .*InternalServerError.*a rerun resumes from the cache"):
-            backend.generate([[{"role": "user", "content": "hi"}]], Sampling(max_tokens=4))
+        inner = OpenAIBackend([f"{proxy.url}/v1"], model, max_retries=1, set_aside_after=2, backoff_base=0.01)
+        backend = CachedBackend(inner, tmp_path / "c.sqlite", max_failure_rate=0.2, min_failures=3)
+        (reply,), = backend.generate([[{"role": "user", "content": "hi"}]], Sampling(max_tokens=4), generator="g")
+        assert reply.failed and "InternalServerError: no usable answer" in reply.error
+        assert "after 2 tries" in reply.error
+        assert backend.usage.failed == 1 and backend.usage.failures == {"InternalServerError": 1}
+        assert backend._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 0  # a failure is not cached
+        with pytest.raises(UserError, match=r"3 of 3 requests failed after retries \(InternalServerError 3\).*"
+                                            r"a rerun resumes from the cache"):
+            backend.generate([[{"role": "user", "content": f"hi {i}"}] for i in range(2)], Sampling(max_tokens=4))
         backend.close()
-    assert proxy.faults() == {"500": 4}  # 2 tries x (1 + 1 client retry)
+    assert proxy.faults() == {"500": 12}  # 3 requests x 2 tries x (1 + 1 client retry)
 
 
 def test_pool_spreads_over_two_real_servers_and_survives_one_being_stopped(server, model_dir, tmp_path):
@@ -209,30 +217,126 @@ def test_sprout_synth_runs_on_the_openai_backend(server, tmp_path):
     assert {r["lineage"]["model"] for r in rows} == {f"openai:{model}"}
 
 
-def test_sprout_data_runs_unchanged_on_the_openai_backend(server, tmp_path):
-    """The default config's generators (Self-Instruct with its prefilled list, Evol-Instruct with its judge, pair
-    synthesis, FLAN), small sizes, over a real server: every candidate is accepted or rejected with a reason."""
+# Small and short: `transformers serve` answers one request at a time, so every token here is wall time in CI.
+SMALL_DATA = ["--set", "generators.self_instruct.target=1", "--set", "generators.self_instruct.requests_per_batch=2",
+              "--set", "generators.self_instruct.tasks_per_batch=2",
+              "--set", "generators.self_instruct.sampling.max_tokens=96",
+              "--set", "generators.self_instruct.instance_sampling.max_tokens=64",
+              "--set", "generators.evol_instruct.rounds=1", "--set", "generators.evol_instruct.per_round=1",
+              "--set", "generators.evol_instruct.sampling.max_tokens=64",
+              "--set", "generators.evol_instruct.response_sampling.max_tokens=64",
+              "--set", "generators.pair_synthesis=[{task: seeds/tasks/political_promises.yaml, n: 2, "
+                       "requests_per_batch: 2, max_batches: 6}]", "--set", "generators.flan=null"]
+
+
+def data_run(base, url, model, *extra):
+    from tests.test_cli import sprout
+
+    return sprout("data", "--set", f"out_dir={base / 'out'}", "--set", f"cache={base / 'cache.sqlite'}",
+                  "--set", "backend.kind=openai", "--set", f"backend.base_url={url}", "--set", f"backend.model={model}",
+                  "--set", "backend.max_concurrency=4", *SMALL_DATA, *extra)
+
+
+def outputs(base) -> dict:
+    return {name: (base / "out" / name).read_bytes() for name in ("examples.jsonl", "rejected.jsonl")}
+
+
+@pytest.fixture(scope="module")
+def clean_data_run(server, tmp_path_factory):
+    url, model = server
+    base = tmp_path_factory.mktemp("clean")
+    result = data_run(base, url, model)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return base
+
+
+def test_sprout_data_runs_unchanged_on_the_openai_backend(server, clean_data_run):
+    """The default config's model generators (Self-Instruct with its prefilled list, Evol-Instruct with its judge,
+    pair synthesis), small sizes, over a real server (FLAN calls no model; it is off here)."""
     import json
+
+    url, model = server
+    out = clean_data_run / "out"
+    report = json.loads((out / "report.json").read_text())
+    rows = [json.loads(line) for line in (out / "examples.jsonl").read_text().splitlines()]
+    by_generator = {g: [r for r in rows if r["lineage"]["generator"] == g] for g in
+                    ("self_instruct", "evol_instruct", "pair_synthesis")}
+    assert report["new_tasks"] == 1 and by_generator["self_instruct"] and len(by_generator["pair_synthesis"]) == 2
+    assert {r["lineage"]["model"] for r in rows if r["lineage"]["generator"] != "flan"} == {f"openai:{model}"}
+    assert report["usage"]["calls"] > 0 and set(report["usage"]["by_model"]) == {f"openai:{model}"}
+    assert report["usage"]["failed"] == 0 and report["work"]["evol_instruct"] == 1
+
+
+def test_a_whole_run_through_ten_percent_faults_retries_and_ends_identical(server, clean_data_run, tmp_path):
+    url, model = server
+    # Stalls are left to the test above: a whole run's long answers would need a long timeout to tell them apart.
+    kinds = ("429", "500", "drop", "truncate", "garbage")
+    plan = FaultPlan(first=list(kinds), rate=0.1, seed=3, retry_after=1, kinds=kinds)  # each kind at least once
+    with FaultProxy(url.removesuffix("/v1"), plan) as proxy:
+        result = data_run(tmp_path, f"{proxy.url}/v1", model)
+    assert result.returncode == 0, result.stderr[-3000:]
+    injected = {k: v for k, v in proxy.faults().items() if k != "ok"}
+    assert set(injected) == set(kinds) and sum(injected.values()) >= 5, proxy.faults()  # faults were injected...
+    assert outputs(tmp_path) == outputs(clean_data_run)  # ...and retried away: the same files as a clean run
+
+
+def test_requests_failing_past_the_retry_budget_are_recorded_and_a_rerun_asks_again(server, clean_data_run,
+                                                                                     tmp_path):
+    import json
+
+    url, model = server
+    no_retries = ["--set", "backend.max_retries=0", "--set", "backend.set_aside_after=1",
+                  "--set", "backend.set_aside_for=0"]
+    plan = FaultPlan(first=["500"], rate=0.1, seed=5, kinds=("429", "500", "drop", "truncate", "garbage"))
+    with FaultProxy(url.removesuffix("/v1"), plan) as proxy:
+        faulty = data_run(tmp_path, f"{proxy.url}/v1", model, *no_retries)
+    assert faulty.returncode == 0, faulty.stderr[-3000:]  # 10% is under backend.max_failure_rate (0.2)
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    failed = report["usage"]["failed"]
+    assert failed > 0 and sum(report["usage"]["failures"].values()) == failed
+    rejects = [json.loads(line) for line in (tmp_path / "out" / "rejected.jsonl").read_text().splitlines()]
+    assert any(r["rule"] == "backend_error" and "no usable answer" in r["reason"] for r in rejects)
+    assert sum(v for k, v in proxy.faults().items() if k != "ok") >= failed
+    rerun = data_run(tmp_path, url, model, *no_retries)  # the server is fine now
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert outputs(tmp_path) == outputs(clean_data_run)  # the failed requests were asked again; nothing else
+    again = json.loads((tmp_path / "out" / "report.json").read_text())["usage"]
+    assert again["failed"] == 0 and 0 < again["calls"] <= failed  # only the failed ones cost a call
+
+
+def test_a_dead_backend_stops_the_run_with_a_clear_message_and_it_resumes_later(server, clean_data_run, tmp_path):
+    url, model = server
+    with FaultProxy(url.removesuffix("/v1"), FaultPlan(rate=1.0, kinds=("500", "drop"))) as proxy:
+        dead = data_run(tmp_path, f"{proxy.url}/v1", model, "--set", "backend.max_retries=1")
+    assert dead.returncode == 2 and "Traceback" not in dead.stderr, dead.stderr[-3000:]
+    assert "requests failed after retries" in dead.stderr and "a rerun resumes from the cache" in dead.stderr
+    assert len(proxy.log) > 0
+    resumed = data_run(tmp_path, url, model, "--set", "backend.max_retries=1")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert outputs(tmp_path) == outputs(clean_data_run)
+
+
+def test_the_api_key_reaches_the_server_and_nothing_else(server, tmp_path):
+    """A sentinel key in the named variable: the server gets it; no output file, report, cache row, lineage field
+    or log line (debug logging on) holds it."""
+    import uuid
 
     from tests.test_cli import sprout
 
     url, model = server
-    out = tmp_path / "run"
-    result = sprout("data", "--set", f"out_dir={out}", "--set", f"cache={tmp_path / 'cache.sqlite'}",
-                    "--set", "backend.kind=openai", "--set", f"backend.base_url={url}", "--set",
-                    f"backend.model={model}", "--set", "backend.max_concurrency=4",
-                    "--set", "generators.self_instruct.target=2",
-                    "--set", "generators.self_instruct.requests_per_batch=2",
-                    "--set", "generators.self_instruct.tasks_per_batch=4",
-                    "--set", "generators.evol_instruct.rounds=1", "--set", "generators.evol_instruct.per_round=2",
-                    "--set", "generators.pair_synthesis=[{task: seeds/tasks/political_promises.yaml, n: 2, "
-                             "requests_per_batch: 2, max_batches: 6}]")
+    sentinel = f"sk-sentinel-{uuid.uuid4().hex}"
+    with FaultProxy(url.removesuffix("/v1"), FaultPlan()) as proxy:
+        result = sprout("--verbose", "data", "--set", f"out_dir={tmp_path / 'out'}",
+                        "--set", f"cache={tmp_path / 'cache.sqlite'}", "--set", "backend.kind=openai",
+                        "--set", f"backend.base_url={proxy.url}/v1", "--set", f"backend.model={model}",
+                        "--set", "backend.api_key_env=SPROUT_SENTINEL_KEY", *SMALL_DATA,
+                        env={"SPROUT_SENTINEL_KEY": sentinel})
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads((out / "report.json").read_text())
-    rows = [json.loads(line) for line in (out / "examples.jsonl").read_text().splitlines()]
-    by_generator = {g: [r for r in rows if r["lineage"]["generator"] == g] for g in
-                    ("self_instruct", "evol_instruct", "pair_synthesis", "flan")}
-    assert report["new_tasks"] == 2 and by_generator["self_instruct"] and len(by_generator["pair_synthesis"]) == 2
-    assert {r["lineage"]["model"] for r in rows if r["lineage"]["generator"] != "flan"} == {f"openai:{model}"}
-    assert report["usage"]["calls"] > 0 and set(report["usage"]["by_model"]) == {f"openai:{model}"}
-    assert report["work"]["evol_instruct"] == 2
+    assert proxy.log and all(e.authorization == f"Bearer {sentinel}" for e in proxy.log if e.path.startswith("/v1"))
+    assert sentinel not in result.stdout and sentinel not in result.stderr
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert {p.name for p in written} >= {"examples.jsonl", "rejected.jsonl", "report.json", "report.html",
+                                         "report.md", "config.yaml", "cache.sqlite"}
+    for path in written:
+        assert sentinel.encode() not in path.read_bytes(), path
+    assert "SPROUT_SENTINEL_KEY" in (tmp_path / "out" / "config.yaml").read_text()  # the variable's name only

@@ -38,7 +38,8 @@ REPORT = {
     "histograms": {"rouge_l": {"edges": [round(i * 0.05, 2) for i in range(21)],
                                "counts": [0, 2, 9, 21, 30, 26, 17, 6, 3, 1, 0, 0, 0, 0, 4, 9, 14, 22, 27, 20]}},
     "usage": {"calls": 289, "cache_hits": 12, "prompt_tokens": 93851, "completion_tokens": 17033,
-              "cached_prompt_tokens": 3120, "cached_completion_tokens": 604, "seconds": 401.5,
+              "cached_prompt_tokens": 3120, "cached_completion_tokens": 604, "seconds": 401.5, "failed": 3,
+              "failures": {"APITimeoutError": 2, "InternalServerError": 1},
               "by_model": {"openai:big-model": {
                   "self_instruct": {"calls": 280, "cache_hits": 12, "prompt_tokens": 90000, "completion_tokens": 16000,
                                     "cached_prompt_tokens": 3120, "cached_completion_tokens": 604, "seconds": 390.0,
@@ -178,6 +179,7 @@ def test_markdown_has_the_funnel_tables(run_dir):
     assert "| self_instruct | 4 | 9 |" in md and "289 new, 12 from cache" in md
     assert "| openai:big-model | self_instruct | 280 | 12 | 90,000 | 16,000 | 3,120 / 604 | 6m 30s | 0.2500 USD |" in md
     assert "- cost: 0.2549 USD (0.0091 USD saved by the cache)" in md
+    assert "- failed after retries: 3 (APITimeoutError 2, InternalServerError 1)" in md
     assert "1 unreadable line(s) in rejected.jsonl" in md
     assert "Input: a | b" in md  # model text sits in a code fence, where a pipe breaks nothing
 
@@ -189,6 +191,7 @@ def test_html_escapes_model_output_and_loads_nothing_from_outside(run_dir):
     assert "<script" not in page.lower()
     assert not re.search(r"""\b(src|href)\s*=|url\(|@import|<link\b|<iframe\b""", page, re.IGNORECASE)
     assert page.count("<svg") == 4  # a funnel per stage, drops per rule, the ROUGE-L histogram
+    assert "Failed requests" in page and "APITimeoutError 2" in page
     assert "0.2549 USD" in page and "<td><code>equal</code></td>" in page and "0.0049 USD" in page
 
 

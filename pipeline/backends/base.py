@@ -53,14 +53,25 @@ class Sampling:
 @dataclass
 class Completion:
     text: str
-    finish_reason: str  # "stop" (ended by itself or at a stop string) or "length" (hit max_tokens)
+    finish_reason: str  # "stop" (ended itself or at a stop string), "length" (hit max_tokens), "error" (no answer)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached: bool = False
+    error: str = ""  # finish_reason "error": why the backend gave no answer after its retries (never cached)
+
+    @property
+    def failed(self) -> bool:
+        return self.finish_reason == "error"
+
+
+def rejection_rule(reply: Completion, rule: str, reason: str) -> tuple[str, str]:
+    """The rule and reason for a reply a generator cannot use: `backend_error` when there was no answer at all
+    (a rerun asks again), else the generator's own parse rule."""
+    return ("backend_error", reply.error) if reply.failed else (rule, reason)
 
 
 COUNTS = ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "cached_prompt_tokens",
-          "cached_completion_tokens")
+          "cached_completion_tokens", "failed")
 
 
 def empty_row() -> dict[str, float]:
@@ -79,7 +90,9 @@ class Usage:
     completion_tokens: int = 0
     cached_prompt_tokens: int = 0
     cached_completion_tokens: int = 0
+    failed: int = 0  # samples the backend could not produce after its retries (not cached: a rerun asks again)
     seconds: float = 0.0
+    failures: dict[str, int] = field(default_factory=dict)  # those failures by reason
     by_model: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
     def row(self, model: str, generator: str) -> dict[str, float]:
@@ -88,6 +101,8 @@ class Usage:
     def merge(self, other: Usage) -> None:
         for name in (*COUNTS, "seconds"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        for reason, count in other.failures.items():
+            self.failures[reason] = self.failures.get(reason, 0) + count
         for model, generators in other.by_model.items():
             for generator, counts in generators.items():
                 mine = self.row(model, generator)
@@ -96,6 +111,12 @@ class Usage:
 
     def add(self, completion: Completion, model: str, generator: str) -> None:
         row = self.row(model, generator)
+        if completion.failed:
+            self.failed += 1
+            row["failed"] += 1
+            reason = completion.error.split(":")[0]  # the error type, e.g. APIConnectionError
+            self.failures[reason] = self.failures.get(reason, 0) + 1
+            return
         if completion.cached:
             pairs = (("cache_hits", 1), ("cached_prompt_tokens", completion.prompt_tokens),
                      ("cached_completion_tokens", completion.completion_tokens))

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from sprout.backends.base import Backend, Completion, Prompt, Sampling, Usage
+from sprout.errors import UserError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -22,8 +23,17 @@ CREATE TABLE IF NOT EXISTS responses (
     text TEXT NOT NULL,
     finish_reason TEXT NOT NULL,
     prompt_tokens INTEGER NOT NULL,
-    completion_tokens INTEGER NOT NULL
+    completion_tokens INTEGER NOT NULL,
+    generations INTEGER NOT NULL DEFAULT 1  -- times this answer was generated and stored: 1 unless paid twice
 )
+"""
+# Caches made before `generations` existed get the column (each of their answers counted once).
+MIGRATE = "ALTER TABLE responses ADD COLUMN generations INTEGER NOT NULL DEFAULT 1"
+INSERT = """
+INSERT INTO responses (key, model, text, finish_reason, prompt_tokens, completion_tokens) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT(key) DO UPDATE SET text = excluded.text, finish_reason = excluded.finish_reason,
+    prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
+    generations = generations + 1
 """
 
 
@@ -33,8 +43,9 @@ def cache_key(model_id: str, messages: Prompt, sampling: Sampling, sample_index:
 
 
 class CachedBackend(Backend):
-    def __init__(self, inner: Backend, path: Path):
+    def __init__(self, inner: Backend, path: Path, max_failure_rate: float = 0.2, min_failures: int = 5):
         self.inner = inner
+        self.max_failure_rate, self.min_failures = max_failure_rate, min_failures
         self.model_id = inner.model_id
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,6 +53,9 @@ class CachedBackend(Backend):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(responses)")}
+        if "generations" not in columns:
+            self._db.execute(MIGRATE)
         self.usage = Usage()
 
     def lookup(self, key: str) -> Completion | None:
@@ -59,12 +73,14 @@ class CachedBackend(Backend):
             started = time.perf_counter()
             fresh = self.inner.generate([batch[i] for i in missing], sampling)
             self.usage.add_time(time.perf_counter() - started, self.model_id, generator)
+            # A failed sample is not stored: a rerun (or the next batch) asks for it again.
             rows = [(keys[i][j], self.model_id, c.text, c.finish_reason, c.prompt_tokens, c.completion_tokens)
-                    for i, completions in zip(missing, fresh, strict=True) for j, c in enumerate(completions)]
+                    for i, completions in zip(missing, fresh, strict=True) for j, c in enumerate(completions)
+                    if not c.failed]
             # One transaction per call: the batch is cached whole or not at all.
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)", rows)
+                self._db.executemany(INSERT, rows)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -74,7 +90,18 @@ class CachedBackend(Backend):
         for row in results:
             for completion in row:
                 self.usage.add(completion, self.model_id, generator)
+        self._check_failure_rate()
         return results  # type: ignore[return-value]
+
+    def _check_failure_rate(self) -> None:
+        """Stop the run when too many requests fail even after retries: the backend is down, not flaky."""
+        usage = self.usage
+        asked = usage.calls + usage.failed
+        if usage.failed >= self.min_failures and usage.failed > self.max_failure_rate * asked:
+            reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(usage.failures.items()))
+            raise UserError(f"backend: {usage.failed} of {asked} requests failed after retries ({reasons}), more "
+                            f"than backend.max_failure_rate={self.max_failure_rate:g}. Fix: check the server "
+                            "(or backend.base_url); a rerun resumes from the cache and asks the failed ones again.")
 
     def close(self) -> None:
         self._db.close()

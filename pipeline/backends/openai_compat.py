@@ -108,11 +108,11 @@ class OpenAIBackend(Backend):
                     endpoint.down_until = time.monotonic() + self.set_aside_for
                 attempts += 1
                 if attempts >= len(self.endpoints) * self.set_aside_after:
+                    # Out of retries: this request fails (not cached, counted; the run stops only if too many do).
                     urls = ", ".join(e.url for e in self.endpoints)
-                    raise UserError(f"backend: no usable answer from {urls} after {attempts} tries (each with "
-                                    f"{self.max_retries} client retries): {type(error).__name__}: {error}. Fix: "
-                                    "start the server or correct backend.base_url; a rerun resumes from the "
-                                    "cache.") from None
+                    why = (f"{type(error).__name__}: no usable answer from {urls} after {attempts} tries (each "
+                           f"with {self.max_retries} client retries): {error}")
+                    return [Completion(text="", finish_reason="error", error=why) for _ in range(n)]
             finally:
                 endpoint.outstanding -= 1
             # Full jitter: concurrent requests that failed together do not come back together.

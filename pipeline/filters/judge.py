@@ -22,7 +22,9 @@ def parse_verdict(text: str, verdicts: list[str]) -> str | None:
     found = pattern.search(text.replace("*", ""))
     if found is None:
         return None
-    return next(v for v in verdicts if v.lower() == found.group(1).lower())
+    # The verdict the pattern matched, compared as the pattern compares: re.I also matches "ſ" to "s" and "ı" to "i",
+    # where .lower() does not ("Yeſ", "Valıd" raised StopIteration).
+    return next(v for v in verdicts if re.fullmatch(re.escape(v), found.group(1), re.IGNORECASE))
 
 
 class JudgeRule:
@@ -44,8 +46,10 @@ class JudgeRule:
         replies = self.backend.generate(conversations, self.sampling, generator=self.name)
         verdicts = []
         for (reply,) in replies:
-            verdict = parse_verdict(reply.text, self.drop + self.keep)
-            if verdict is None:
+            verdict = None if reply.failed else parse_verdict(reply.text, self.drop + self.keep)
+            if reply.failed:  # no verdict at all: dropped, named as such; a rerun asks the judge again
+                verdicts.append(Drop(reply.error, rule="backend_error"))
+            elif verdict is None:
                 verdicts.append(Drop(f"the judge answered none of {self.drop + self.keep}: {reply.text[:80]!r}",
                                      rule=f"{self.name}:unparseable"))
             elif verdict in self.drop:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from sprout.backends.base import Sampling
+from sprout.backends.base import Sampling, rejection_rule
 from sprout.config import EvolInstructConfig, FilterConfig, SamplingConfig
 from sprout.filters.build import build_judge, build_stage
 from sprout.filters.stage import FilterStage
@@ -79,7 +79,8 @@ class EvolInstruct:
             if reply.finish_reason == "length" or not text:
                 why = "the rewrite hit the length limit" if text else "the rewrite is empty"
                 bad = Record(instruction=text, lineage=lineage, raw=reply.text)
-                result.rejections.append(self.stage.reject_external("parse:rewrite", why, bad))
+                result.rejections.append(self.stage.reject_external(*rejection_rule(reply, "parse:rewrite", why),
+                                                                    bad))
                 failed.append(parent)
             else:
                 candidates.append(Record(instruction=text, lineage=lineage))
@@ -87,8 +88,14 @@ class EvolInstruct:
         answers = self.backend.generate([self.prompts.build("respond", instruction=c.instruction) for c in candidates],
                                         response_sampling, generator=NAME)
         # A new record, so its id hashes the full content (instruction and response).
-        candidates = [Record(instruction=c.instruction, output=reply.text, lineage=c.lineage)
-                      for c, (reply,) in zip(candidates, answers, strict=True)]
+        answered = []
+        for c, (reply,) in zip(candidates, answers, strict=True):
+            if reply.failed:  # no response at all: the parent goes back to be evolved again
+                result.rejections.append(self.stage.reject_external("backend_error", reply.error, c))
+                failed.append(self.known[c.lineage.parent_ids[0]])
+            else:
+                answered.append(Record(instruction=c.instruction, output=reply.text, lineage=c.lineage))
+        candidates = answered
         for candidate in candidates:
             self.known[candidate.id] = candidate
         accepted, rejected, _ = self.stage.run(candidates)

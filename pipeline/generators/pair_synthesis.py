@@ -13,7 +13,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sprout.backends.base import Sampling
+from sprout.backends.base import Sampling, rejection_rule
 from sprout.config import PairSynthesisConfig, SamplingConfig
 from sprout.filters.stage import FilterStage
 from sprout.prompts import PromptSet, load_prompt
@@ -126,7 +126,8 @@ class PairSynthesis:
                             kind=self.spec.kind, lineage=self._lineage(batch, mode, ex, sampling))
             if reply.finish_reason == "length" or not record.input:
                 why = "the reply hit the length limit" if record.input else "the reply holds no input"
-                result.rejections.append(self.stage.reject_external("parse:input", why, record))
+                result.rejections.append(self.stage.reject_external(*rejection_rule(reply, "parse:input", why),
+                                                                    record))
             else:
                 candidates.append((record, label))
         finished = self._answer(batch, candidates, result)
@@ -156,6 +157,9 @@ class PairSynthesis:
         finished = []
         for record, label in candidates:
             reply = answers.get(id(record))
+            if reply is not None and reply.failed:
+                result.rejections.append(self.stage.reject_external("backend_error", reply.error, record))
+                continue
             if not clf:
                 if reply.finish_reason == "length":
                     bad = record.model_copy(update={"output": reply.text})

@@ -42,18 +42,37 @@ def clean_field(text: str) -> str:
     return "" if text.lower() in NO_INPUT else text
 
 
+# A pair's second field ends at a line that starts the next pair. The lookahead skips only same-line whitespace
+# (`[^\S\n]`, not `\s`): tested at every position, `\n\s*` rescans a whole run of blank lines each time, quadratic
+# in the run (seconds for 10k newlines). The field may end a few blank lines later; clean_field strips them.
 _PAIR_PATTERNS = {
     # input first: Input ... Output ..., repeated
-    "input_first": re.compile(r"Input\s*:(.*?)Output\s*:(.*?)(?=\n\s*(?:\*\*)?Input\s*:|\Z)", re.S | re.I),
+    "input_first": re.compile(r"Input\s*:(.*?)Output\s*:(.*?)(?=\n[^\S\n]*+(?:\*\*)?Input\s*:|\Z)", re.S | re.I),
     # output first: Class label ... Input ..., repeated
-    "output_first": re.compile(r"Class label\s*:(.*?)Input\s*:(.*?)(?=\n\s*(?:\*\*)?Class label\s*:|\Z)", re.S | re.I),
+    "output_first": re.compile(r"Class label\s*:(.*?)Input\s*:(.*?)(?=\n[^\S\n]*+(?:\*\*)?Class label\s*:|\Z)",
+                               re.S | re.I),
 }
+_FIRST_MARKER = {"input_first": re.compile(r"Input\s*:", re.I), "output_first": re.compile(r"Class label\s*:", re.I)}
+
+
+def _pair_matches(text: str, mode: str):
+    """What `findall` gives, in linear time: findall tries every position after the last pair, and each first marker
+    there scans to the end for a second marker that is not there (quadratic in a reply of repeated "Input:")."""
+    pattern, end = _PAIR_PATTERNS[mode], 0
+    for marker in _FIRST_MARKER[mode].finditer(text):
+        if marker.start() < end:
+            continue
+        found = pattern.match(text, marker.start())
+        if found is None:
+            return  # no second marker after this first one, so none after any later one either
+        yield found.groups()
+        end = found.end()
 
 
 def parse_instances(text: str, mode: str, limit: int) -> list[tuple[str, str]]:
     """Reply -> up to `limit` (input, output) pairs. Output-first replies give (label, input), returned swapped."""
     pairs = []
-    for first, second in _PAIR_PATTERNS[mode].findall(text):
+    for first, second in _pair_matches(text, mode):
         if mode == "input_first":
             pairs.append((clean_field(first), clean_field(second)))
         else:
@@ -64,5 +83,7 @@ def parse_instances(text: str, mode: str, limit: int) -> list[tuple[str, str]]:
 
 def parse_yes_no(text: str) -> bool | None:
     """First word yes/no (any case, any trailing punctuation); anything else is unparseable -> None."""
-    match = re.match(r"\s*\**\s*(yes|no)\b", text, re.I)
-    return None if match is None else match.group(1).lower() == "yes"
+    # Possessive: `\s*\**\s*` backtracks over a run of blanks quadratically (seconds for 10k spaces).
+    match = re.match(r"\s*+\**+\s*+(yes|no)\b", text, re.I)
+    # The first letter, not .lower() == "yes": re.I also matches "ſ" (long s) to "s", and "yeſ".lower() is no "yes".
+    return None if match is None else match.group(1)[0] in "yY"

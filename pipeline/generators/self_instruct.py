@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from sprout.backends.base import Sampling
+from sprout.backends.base import Sampling, rejection_rule
 from sprout.config import SamplingConfig, SelfInstructConfig
 from sprout.generators.parsing import continued_items, parse_instances, parse_numbered_list, parse_yes_no
 from sprout.prompts import PromptSet, load_prompt
@@ -98,11 +98,12 @@ class SelfInstruct:
                                     seed_ids=[s.id for s in shown_seeds], parent_ids=[m.id for m in machine])
             first = cfg.in_context + 1  # the prompt pre-fills this number; the reply continues after it
             items = continued_items(parse_numbered_list(f"{first}. {reply.text}"), first, cfg.list_stops_at)
-            why = ("truncated", "the reply hit the length limit; discarded whole") if reply.finish_reason == "length" \
-                else ("no_items", "no new numbered instruction in the reply") if not items else None
+            why = ("parse:truncated", "the reply hit the length limit; discarded whole") \
+                if reply.finish_reason == "length" else ("parse:no_items", "no new numbered instruction in the "
+                                                         "reply") if not items else None
             if why:  # the paper discards a reply cut off by the length limit whole
                 raw = Record(instruction="", lineage=lineage, raw=reply.text)
-                result.rejections.append(self.filters.tasks.reject_external(f"parse:{why[0]}", why[1], raw))
+                result.rejections.append(self.filters.tasks.reject_external(*rejection_rule(reply, *why), raw))
             else:
                 proposals += [Record(instruction=item, lineage=lineage) for item in items]
         return proposals
@@ -119,8 +120,8 @@ class SelfInstruct:
             verdict = parse_yes_no(reply.text)
             if verdict is None:
                 bad = task.model_copy(update={"raw": reply.text})
-                result.rejections.append(self.filters.instances.reject_external(
-                    "parse:is_classification", "the classification judge answered neither Yes nor No", bad))
+                result.rejections.append(self.filters.instances.reject_external(*rejection_rule(
+                    reply, "parse:is_classification", "the classification judge answered neither Yes nor No"), bad))
             else:
                 labelled.append((task, verdict))
         return labelled
@@ -147,8 +148,8 @@ class SelfInstruct:
                                     parent_ids=task.lineage.parent_ids)
             if not pairs:
                 bad = Record(instruction=task.instruction, lineage=lineage, raw=reply.text)
-                result.rejections.append(self.filters.instances.reject_external(
-                    "parse:no_instances", f"no {prefix} ... pairs in the reply", bad))
+                result.rejections.append(self.filters.instances.reject_external(*rejection_rule(
+                    reply, "parse:no_instances", f"no {prefix} ... pairs in the reply"), bad))
                 continue
             if reply.finish_reason == "length":
                 inp, out = pairs.pop()  # the last pair may be cut mid-sentence
