@@ -112,3 +112,10 @@ def test_each_answer_counts_its_generations_and_old_caches_are_migrated(tmp_path
     # Storing an answer for a key again (a call paid twice) is counted, not hidden:
     cached._db.execute(INSERT, (cache_key("scripted", other, Sampling(), 0), "scripted", "again", "stop", 1, 1))
     assert dict(cached._db.execute("SELECT text, generations FROM responses").fetchall())["again"] == 2
+
+
+def test_a_reply_with_half_an_emoji_is_stored_and_usable(tmp_path, scripted):
+    cached = CachedBackend(scripted(lambda m, s: "Explain the moon \ud83d in detail"), tmp_path / "c.sqlite")
+    (reply,), = cached.generate([MESSAGES], Sampling())
+    assert reply.text == "Explain the moon \ufffd in detail"
+    reply.text.encode("utf-8")  # writable as UTF-8, as every output file is

@@ -37,6 +37,12 @@ ON CONFLICT(key) DO UPDATE SET text = excluded.text, finish_reason = excluded.fi
 """
 
 
+def valid_unicode(text: str) -> str:
+    """A server's JSON may carry half an emoji (a lone surrogate escape): it cannot be stored, written as UTF-8 or
+    validated as a record, so it becomes U+FFFD here, once, for every generator."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 def cache_key(model_id: str, messages: Prompt, sampling: Sampling, sample_index: int) -> str:
     payload = json.dumps([model_id, messages, sampling.for_key(), sample_index], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
@@ -73,6 +79,9 @@ class CachedBackend(Backend):
             started = time.perf_counter()
             fresh = self.inner.generate([batch[i] for i in missing], sampling)
             self.usage.add_time(time.perf_counter() - started, self.model_id, generator)
+            for completions in fresh:
+                for completion in completions:
+                    completion.text = valid_unicode(completion.text)
             # A failed sample is not stored: a rerun (or the next batch) asks for it again.
             rows = [(keys[i][j], self.model_id, c.text, c.finish_reason, c.prompt_tokens, c.completion_tokens)
                     for i, completions in zip(missing, fresh, strict=True) for j, c in enumerate(completions)
