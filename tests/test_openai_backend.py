@@ -1,6 +1,7 @@
 """The OpenAI-compatible backend against a real `transformers serve` (the embedded model) on a free loopback port."""
 
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -220,7 +221,7 @@ def test_sprout_synth_runs_on_the_openai_backend(server, tmp_path):
 # Small and short: `transformers serve` answers one request at a time, so every token here is wall time in CI.
 SMALL_DATA = ["--set", "generators.self_instruct.target=1", "--set", "generators.self_instruct.requests_per_batch=2",
               "--set", "generators.self_instruct.tasks_per_batch=2",
-              "--set", "generators.self_instruct.sampling.max_tokens=96",
+              "--set", "generators.self_instruct.list_stops_at=11",  # proposals end after items 9 and 10
               "--set", "generators.self_instruct.instance_sampling.max_tokens=64",
               "--set", "generators.evol_instruct.rounds=1", "--set", "generators.evol_instruct.per_round=1",
               "--set", "generators.evol_instruct.sampling.max_tokens=64",
@@ -285,33 +286,38 @@ def test_requests_failing_past_the_retry_budget_are_recorded_and_a_rerun_asks_ag
     import json
 
     url, model = server
+    # (a small run: a few failures are a large share, so the stop threshold is raised; the next test covers it)
     no_retries = ["--set", "backend.max_retries=0", "--set", "backend.set_aside_after=1",
-                  "--set", "backend.set_aside_for=0"]
+                  "--set", "backend.set_aside_for=0", "--set", "backend.max_failure_rate=0.6"]
     plan = FaultPlan(first=["500"], rate=0.1, seed=5, kinds=("429", "500", "drop", "truncate", "garbage"))
     with FaultProxy(url.removesuffix("/v1"), plan) as proxy:
         faulty = data_run(tmp_path, f"{proxy.url}/v1", model, *no_retries)
-    assert faulty.returncode == 0, faulty.stderr[-3000:]  # 10% is under backend.max_failure_rate (0.2)
-    report = json.loads((tmp_path / "out" / "report.json").read_text())
+        injected = sum(v for k, v in proxy.faults().items() if k != "ok")
+        report = json.loads((tmp_path / "out" / "report.json").read_text())
+        first_rejects = (tmp_path / "out" / "rejected.jsonl").read_text()
+        plan.rate = 0.0  # the server is fine now; the rerun keeps the same config (and URL)
+        rerun = data_run(tmp_path, f"{proxy.url}/v1", model, *no_retries)
+    assert faulty.returncode == 0, faulty.stderr[-3000:]  # under backend.max_failure_rate
+    assert '{"rule": "backend_error", "reason": "' in first_rejects and "no usable answer" in first_rejects
     failed = report["usage"]["failed"]
-    assert failed > 0 and sum(report["usage"]["failures"].values()) == failed
-    rejects = [json.loads(line) for line in (tmp_path / "out" / "rejected.jsonl").read_text().splitlines()]
-    assert any(r["rule"] == "backend_error" and "no usable answer" in r["reason"] for r in rejects)
-    assert sum(v for k, v in proxy.faults().items() if k != "ok") >= failed
-    rerun = data_run(tmp_path, url, model, *no_retries)  # the server is fine now
+    assert failed > 0 and sum(report["usage"]["failures"].values()) == failed and injected >= failed
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert outputs(tmp_path) == outputs(clean_data_run)  # the failed requests were asked again; nothing else
     again = json.loads((tmp_path / "out" / "report.json").read_text())["usage"]
-    assert again["failed"] == 0 and 0 < again["calls"] <= failed  # only the failed ones cost a call
+    assert again["failed"] == 0 and again["calls"] > 0  # the failed requests (and what follows from them)...
+    cache = sqlite3.connect(tmp_path / "cache.sqlite")
+    assert cache.execute("SELECT MAX(generations) FROM responses").fetchone()[0] == 1  # ...and no answer twice
 
 
 def test_a_dead_backend_stops_the_run_with_a_clear_message_and_it_resumes_later(server, clean_data_run, tmp_path):
     url, model = server
-    with FaultProxy(url.removesuffix("/v1"), FaultPlan(rate=1.0, kinds=("500", "drop"))) as proxy:
+    plan = FaultPlan(rate=1.0, kinds=("500", "drop"))
+    with FaultProxy(url.removesuffix("/v1"), plan) as proxy:
         dead = data_run(tmp_path, f"{proxy.url}/v1", model, "--set", "backend.max_retries=1")
+        plan.rate = 0.0  # the server is back; the same config (and URL) resumes
+        resumed = data_run(tmp_path, f"{proxy.url}/v1", model, "--set", "backend.max_retries=1")
     assert dead.returncode == 2 and "Traceback" not in dead.stderr, dead.stderr[-3000:]
     assert "requests failed after retries" in dead.stderr and "a rerun resumes from the cache" in dead.stderr
-    assert len(proxy.log) > 0
-    resumed = data_run(tmp_path, url, model, "--set", "backend.max_retries=1")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert outputs(tmp_path) == outputs(clean_data_run)
 
