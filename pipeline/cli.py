@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,12 +44,26 @@ def _fail(error: UserError) -> None:
 
 @contextmanager
 def progress_bar(label: str, total: int):
-    """A progress bar with ETA on stderr; yields (update(done, total), log(message)) for a run function."""
+    """A progress bar with ETA on stderr; yields (update(done, total), log(message)) for a run function.
+
+    The bar is drawn at the first update or log line, not before: a run refused while it reads its inputs prints
+    its one error line and no empty bar."""
     columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
                TimeRemainingColumn())
-    with Progress(*columns, console=console) as bar:
-        task = bar.add_task(label, total=total)
-        yield (lambda done, _total: bar.update(task, completed=done)), bar.console.print
+    bar = Progress(*columns, console=console)
+    task = bar.add_task(label, total=total)
+
+    def shown() -> Progress:
+        if not bar.live.is_started:
+            bar.start()
+        return bar
+
+    try:
+        yield ((lambda done, _total: shown().update(task, completed=done)),
+               (lambda *args, **kwargs: shown().console.print(*args, **kwargs)))
+    finally:
+        if bar.live.is_started:
+            bar.stop()
 
 
 @app.callback()
@@ -142,9 +157,9 @@ def evolve(
     from sprout.run_evolve import EvolveRunConfig, run_evolve
     from sprout.summary import print_summary
 
-    overrides = [*set_, f"input={input_path}", *([f"evol_instruct.rounds={rounds}"] if rounds else [])]
+    options = {f"input={input_path}": "--input", **({f"evol_instruct.rounds={rounds}": "--rounds"} if rounds else {})}
     try:
-        cfg = load_config(config, overrides, model=EvolveRunConfig)
+        cfg = load_config(config, set_, model=EvolveRunConfig, options=options)
         with progress_bar("rounds", cfg.evol_instruct.rounds) as (update, log):
             summary = run_evolve(cfg, force=force, progress=update, log=log)
     except UserError as error:
@@ -166,9 +181,9 @@ def synth(
     from sprout.run_synth import SynthRunConfig, run_synth
     from sprout.summary import print_summary
 
-    overrides = [*set_, *([f"synth.task={task}"] if task else []), *([f"synth.n={n}"] if n else [])]
+    options = {**({f"synth.task={task}": "--task"} if task else {}), **({f"synth.n={n}": "--n"} if n else {})}
     try:
-        cfg = load_config(config, overrides, model=SynthRunConfig)
+        cfg = load_config(config, set_, model=SynthRunConfig, options=options)
         with progress_bar("pairs", cfg.synth.n) as (update, log):
             summary = run_synth(cfg, force=force, progress=update, log=log)
     except UserError as error:
@@ -183,14 +198,13 @@ def templates_check(
 ) -> None:
     """Load each template set with its data and check every template against it (placeholders, options block)."""
     from sprout.config import FlanTaskConfig
-    from sprout.flan_templates import PROMPTS_DIR, check_sandbox
+    from sprout.flan_templates import PROMPTS_DIR
     from sprout.generators.flan_expansion import load_source
 
     names = tasks or sorted(p.stem for p in (PROMPTS_DIR / "flan").glob("*.yaml"))
     try:
         for name in names:
             source = load_source(FlanTaskConfig(task=name), name)
-            check_sandbox(source.templates, set(source.rows[0][1]))  # a template reaching for Python internals
             spec = source.templates.spec
             inverted = sum(t.inverted for t in spec.templates)
             print(f"ok: {name}: {len(spec.templates)} templates ({inverted} inverted), {len(source.rows)} rows, "
@@ -209,14 +223,16 @@ def templates_expand(
     force: Annotated[bool, typer.Option(help="Discard an existing run in --out made by another config.")] = False,
 ) -> None:
     """FLAN expansion alone: every sampled (row, template) pair becomes a record, through the filter stage."""
-    from sprout.config import FlanConfig
+    from sprout.config import load_config
     from sprout.run_synth import FlanRunConfig, run_flan
     from sprout.summary import print_summary
 
+    per_row_value = "null" if all_templates else per_row or 3
+    options = {f"out_dir={out}": "--out", f"flan.tasks={json.dumps(tasks)}": "TASKS",
+               f"flan.templates_per_row={per_row_value}": "--per-row", f"flan.inverted_share={inverted_share}":
+               "--inverted-share"}
     try:
-        flan = FlanConfig(tasks=tasks, templates_per_row=None if all_templates else per_row or 3,
-                          inverted_share=inverted_share)
-        summary = run_flan(FlanRunConfig(out_dir=out, flan=flan), force=force, log=console.print)
+        summary = run_flan(load_config(None, model=FlanRunConfig, options=options), force=force, log=console.print)
     except UserError as error:
         _fail(error)
     print_summary(summary, Console())
@@ -239,8 +255,8 @@ def templates_grow(
     from sprout.template_grow import TemplatesGrowConfig, default_out, grow_templates, write_grown
 
     try:
-        cfg = load_config(config, [*set_, *([f"variants={variants}"] if variants else [])],
-                          model=TemplatesGrowConfig)
+        cfg = load_config(config, set_, model=TemplatesGrowConfig,
+                          options={f"variants={variants}": "--variants"} if variants else None)
         templates = load_template_set(task)
         out = out or default_out(task)
         if out.exists() and not force:
@@ -269,9 +285,9 @@ def train(
     from sprout.config import load_config
     from sprout.trainer.config import TrainConfig
 
-    overrides = [*set_, *([f"data={data}"] if data else []), *([f"out_dir={out}"] if out else [])]
+    options = {**({f"data={data}": "--data"} if data else {}), **({f"out_dir={out}": "--out"} if out else {})}
     try:
-        cfg = load_config(config, overrides, model=TrainConfig)
+        cfg = load_config(config, set_, model=TrainConfig, options=options)
         from sprout.trainer.train import run_train
 
         summary = run_train(cfg, log=console.print)
@@ -344,6 +360,24 @@ def chat(
         print(run_chat(adapter, prompt, max_tokens, base, log=console.print))
     except UserError as error:
         _fail(error)
+
+
+@app.command()
+def mix(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Mix config (YAML).")] = Path("configs/mix.yaml"),
+    set_: Annotated[list[str], typer.Option("--set", help="Override a config key: KEY=VALUE (dotted key).")] = [],  # noqa: B006
+    force: Annotated[bool, typer.Option(help="Replace a mix in out_dir made by another config.")] = False,
+) -> None:
+    """Mix datasets by share into one file per training stage (kept rows against forgetting, pretraining text)."""
+    from sprout.mix_config import load_mix_config
+    from sprout.mixing import print_mix_summary, run_mix
+
+    try:
+        cfg, where = load_mix_config(config, set_)
+        manifest = run_mix(cfg, where, force=force)
+    except UserError as error:
+        _fail(error)
+    print_mix_summary(manifest, cfg.out_dir, Console())
 
 
 @app.command()

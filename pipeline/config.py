@@ -403,7 +403,11 @@ def _repeated_keys(node: yaml.Node | None) -> list[tuple[str, int, int]]:
 
 
 def load_config(path: Path | None, overrides: list[str] = (), model: type[BaseModel] = DataConfig,
-                what: str = "config") -> Any:
+                what: str = "config", options: dict[str, str] | None = None) -> Any:
+    """The config file, then each `--set KEY=VALUE`, validated. `options` maps further assignments to the command
+    line option that made them ({"out_dir=x": "--out"}), so a bad value is named the way the user gave it."""
+    options = options or {}
+    overrides = [*overrides, *options]
     text = ""
     if path is not None:
         text = _read_config(Path(path), what)
@@ -434,7 +438,9 @@ def load_config(path: Path | None, overrides: list[str] = (), model: type[BaseMo
             # A value given with --set is named as such, not by the line of the file value it replaced.
             override = next((a for k, a in set_by.items() if loc[:len(k)] == k), None)
             line = _line_of(root, loc)
-            where = f"--set {override[:200]!r}" if override else f"{path}:{line}" if line else f"{path or 'config'}"
+            where = (f"{options[override]} {override.partition('=')[2][:200]!r}" if override in options
+                     else f"--set {override[:200]!r}" if override
+                     else f"{path}:{line}" if line else f"{path or 'config'}")
             if error["type"] == "extra_forbidden":
                 parent = _model_at(model, loc[:-1])
                 valid = ", ".join(parent.model_fields) if parent else "see configs/data.yaml"

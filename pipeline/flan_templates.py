@@ -24,7 +24,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from sprout.config import Strict, _line_of, _yaml_problem
 from sprout.errors import UserError
-from sprout.prompts import PROMPTS_DIR, RENDER_ERRORS, render_problem, sandbox
+from sprout.prompts import PROMPTS_DIR, RENDER_ERRORS, compiled, render_problem, sandbox
 from sprout.seeds import describe_errors
 
 SPECIAL = ("answer", "options")
@@ -138,21 +138,20 @@ class TemplateSet:
             if word is None:
                 return None
             variables_ |= {"answer": word, "options": options_block(choices)}
-        env = sandbox()
         try:
-            return {part: env.from_string(getattr(template, part)).render(**variables_).strip() for part in PARTS}
+            return {part: compiled(getattr(template, part)).render(**variables_).strip() for part in PARTS}
         except RENDER_ERRORS as exc:  # e.g. the sandbox refusing `{{ text.__class__ }}`
             raise UserError(f"{self.path}: template {template.name!r} cannot render: {render_problem(exc)}") from None
 
     def sandbox_refusal(self, template: FlanTemplate, fields: set[str]) -> str | None:
         """Render the template once with stand-in values: a template that reaches for Python internals is refused
-        when the set is checked (`sprout templates check`), not halfway through an expansion."""
+        when its set is loaded, before any generator runs, not halfway through an expansion."""
         stand_ins = dict.fromkeys(fields, "x")
         if self.classification and self.choices(template):
             stand_ins |= {"answer": "x", "options": options_block(self.choices(template))}
         for part in PARTS:
             try:
-                sandbox().from_string(getattr(template, part)).render(**stand_ins)
+                compiled(getattr(template, part)).render(**stand_ins)
             except SecurityError as exc:
                 return f"{part}: {render_problem(exc)}"
             except Exception:  # noqa: BLE001, S112 - only the sandbox's refusal is judged here; real rows decide the rest
@@ -206,7 +205,7 @@ def check_templates(templates: TemplateSet, fields: set[str]) -> None:
 
 def check_sandbox(templates: TemplateSet, fields: set[str]) -> None:
     """Render every template once with stand-in values: one that reaches for Python internals is named (file:line)
-    by `sprout templates check` instead of being found halfway through an expansion. Nothing is executed."""
+    when the set is loaded (`sprout data`, `templates expand`, `templates check`), before anything is written."""
     root_node = yaml.compose(templates.text)
     problems = [f"{templates.path}:{_line_of(root_node, ('templates', i))}: template {t.name!r}: {refusal}"
                 for i, t in enumerate(templates.spec.templates) if (refusal := templates.sandbox_refusal(t, fields))]

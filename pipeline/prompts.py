@@ -13,14 +13,19 @@ once per item of the list VAR (chat models follow demonstrated turns far better 
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import math
+import re
+import string
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from sprout.backends.base import as_completion
@@ -29,8 +34,84 @@ from sprout.errors import UserError
 Message = dict[str, str]
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 
-_ENV = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
-                            lstrip_blocks=True, autoescape=False)
+# A template may build text, not exhaust the machine: `{{ 'a' * 10**10 }}` would allocate 10 GB before any limit on
+# the output could see it. Jinja's sandbox already caps `range()`; this one caps the other ways a short template
+# builds a huge value: repetition, powers, padding widths (`%`, `.format`, `center`...) and filter arguments.
+MAX_BUILT_LENGTH = 1_000_000
+MAX_POWER_DIGITS = 4_300  # Python's own cap on int -> str conversion
+_HUGE_WIDTH = re.compile(r"\d{7,}")  # a width or precision of a million or more in a format spec
+
+
+def _refuse_huge_numbers(what: str, arguments: Iterable[Any]) -> None:
+    for argument in arguments:
+        if isinstance(argument, int) and not isinstance(argument, bool) and abs(argument) > MAX_BUILT_LENGTH:
+            raise SecurityError(f"{what} was given {argument:,}; templates may build at most "
+                                f"{MAX_BUILT_LENGTH:,} characters.")
+
+
+def _bounded_filter(name: str, function: Callable) -> Callable:
+    skip = 2 if getattr(function, "jinja_pass_arg", None) else 1  # (context or environment,) the filtered value
+
+    @functools.wraps(function)  # keeps Jinja's pass_context/pass_environment mark
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        _refuse_huge_numbers(f"filter `{name}`", [*args[skip:], *kwargs.values()])
+        return function(*args, **kwargs)
+    return bounded
+
+
+class BoundedSandbox(SandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        self.filters = {name: _bounded_filter(name, f) for name, f in self.filters.items()}
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for sequence, times in ((left, right), (right, left)):
+                if (isinstance(sequence, (str, list, tuple)) and isinstance(times, int)
+                        and len(sequence) * times > MAX_BUILT_LENGTH):
+                    raise SecurityError(f"`*` would build {len(sequence) * times:,} items; templates may build at "
+                                        f"most {MAX_BUILT_LENGTH:,}.")
+        if (operator == "**" and isinstance(left, (int, float)) and isinstance(right, (int, float))
+                and abs(left) > 1 and right * math.log10(abs(left)) > MAX_POWER_DIGITS):
+            raise SecurityError(f"`{left} ** {right}` is too large for a template.")
+        if operator == "%" and isinstance(left, str):
+            if _HUGE_WIDTH.search(left):
+                raise SecurityError(f"the format {left[:40]!r} asks for a width of a million characters or more.")
+            if "*" in left:  # a width given as an argument: '%*s' % (n, text)
+                _refuse_huge_numbers("`%`", right if isinstance(right, tuple) else [right])
+        return super().call_binop(context, operator, left, right)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapped = super().wrap_str_format(value)  # Jinja's safe stand-in for 'text'.format / .format_map
+        if wrapped is None:
+            return None
+        specs = [spec for _, _, spec, _ in string.Formatter().parse(value.__self__) if spec]
+
+        def bounded(*args: Any, **kwargs: Any) -> str:
+            if any(_HUGE_WIDTH.search(spec) for spec in specs):
+                raise SecurityError(f"the format {value.__self__[:40]!r} asks for a width of a million characters "
+                                    "or more.")
+            if any("{" in spec for spec in specs):  # a width given as an argument: '{0:>{1}}'
+                _refuse_huge_numbers("`format`", [*args, *kwargs.values()])
+            return wrapped(*args, **kwargs)
+        return bounded
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's signature
+        if isinstance(getattr(__obj, "__self__", None), (str, list, tuple)):  # 'x'.center(10**10), 'x'.zfill(...)
+            _refuse_huge_numbers(f"`{getattr(__obj, '__name__', 'a method')}`", [*args, *kwargs.values()])
+        return super().call(__context, __obj, *args, **kwargs)
+
+
+_ENV = BoundedSandbox(undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
+                      lstrip_blocks=True, autoescape=False)
+
+
+@cache
+def compiled(source: str) -> Template:
+    """A template source compiled once: a generator renders the same few prompts thousands of times."""
+    return _ENV.from_string(source)
 
 
 ROLES = {"system", "user", "assistant"}
@@ -79,7 +160,7 @@ class Prompt:
             return self.render(**variables)
         if self.completion is not None:
             try:
-                return _ENV.from_string(self.completion).render(**variables).rstrip()
+                return compiled(self.completion).render(**variables).rstrip()
             except RENDER_ERRORS as exc:
                 raise UserError(f"{self.path}: cannot render the completion of prompt {self.name!r}: "
                                 f"{render_problem(exc)}") from None
@@ -100,7 +181,7 @@ class Prompt:
 
 
 def _render(messages: tuple[tuple[str, str], ...], variables: dict[str, Any]) -> list[Message]:
-    return [{"role": role, "content": _ENV.from_string(source).render(**variables).strip()}
+    return [{"role": role, "content": compiled(source).render(**variables).strip()}
             for role, source in messages]
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from sprout.config import BackendConfig, EvolInstructConfig, FilterConfig, Strict
+from sprout.config import BackendConfig, EvolInstructConfig, FilterConfig, OutputFile, OutputFolder, Strict
 from sprout.dataset_io import read_records
 from sprout.generators.evol_instruct import make_evolver
 from sprout.run_data import Backends, RunFiles, RunSummary, evolve_rounds, finish_run, prepare_run_dir
@@ -16,9 +16,9 @@ from sprout.run_lock import run_lock
 
 class EvolveRunConfig(Strict):
     input: Path | None = None  # the dataset to evolve (`--input`); part of the config so a run dir knows its source
-    out_dir: Path = Path("out/evolve")
+    out_dir: OutputFolder = Path("out/evolve")
     seed: int = 42
-    cache: Path = Path("out/cache/responses.sqlite")
+    cache: OutputFile = Path("out/cache/responses.sqlite")
     backend: BackendConfig = BackendConfig()
     filters: FilterConfig = Field(default_factory=FilterConfig)
     evol_instruct: EvolInstructConfig = Field(default_factory=EvolInstructConfig)

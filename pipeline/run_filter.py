@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from sprout.config import BackendConfig, FilterConfig, Strict
+from sprout.config import BackendConfig, FilterConfig, OutputFile, OutputFolder, Strict
 from sprout.dataset_io import field_texts, read_records, read_rows, write_rows
 from sprout.filters.build import build_judges, build_stage
 from sprout.filters.fast_rouge import FastRougeIndex
@@ -16,8 +16,8 @@ from sprout.run_data import Backends, RunSummary, finish_run
 
 
 class FilterRunConfig(Strict):
-    out_dir: Path = Path("out/filter")
-    cache: Path = Path("out/cache/responses.sqlite")
+    out_dir: OutputFolder = Path("out/filter")
+    cache: OutputFile = Path("out/cache/responses.sqlite")
     backend: BackendConfig = BackendConfig()  # only used by judges
     filters: FilterConfig = Field(default_factory=FilterConfig)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from sprout.config import BackendConfig, FilterConfig, FlanConfig, PairSynthesisConfig, Strict
+from sprout.config import BackendConfig, FilterConfig, FlanConfig, OutputFile, OutputFolder, PairSynthesisConfig, Strict
 from sprout.errors import UserError
 from sprout.filters.build import build_stage
 from sprout.generators.flan_expansion import load_source
@@ -19,9 +19,9 @@ from sprout.task_spec import TaskSpec, load_task_spec
 
 
 class SynthRunConfig(Strict):
-    out_dir: Path = Path("out/synth")
+    out_dir: OutputFolder = Path("out/synth")
     seed: int = 42
-    cache: Path = Path("out/cache/responses.sqlite")
+    cache: OutputFile = Path("out/cache/responses.sqlite")
     backend: BackendConfig = BackendConfig()
     filters: FilterConfig = Field(default_factory=FilterConfig)
     synth: PairSynthesisConfig
@@ -85,7 +85,7 @@ def run_synth(config: SynthRunConfig, force: bool = False, progress=None, log=pr
 class FlanRunConfig(Strict):
     """`sprout templates expand`: FLAN expansion alone (no model), into its own run directory."""
 
-    out_dir: Path = Path("out/flan")
+    out_dir: OutputFolder = Path("out/flan")
     seed: int = 42
     filters: FilterConfig = Field(default_factory=FilterConfig)
     flan: FlanConfig

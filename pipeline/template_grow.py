@@ -18,7 +18,7 @@ import yaml
 from pydantic import Field
 
 from sprout.backends.base import Sampling
-from sprout.config import BackendConfig, SamplingConfig, Strict
+from sprout.config import BackendConfig, OutputFile, SamplingConfig, Strict
 from sprout.errors import UserError
 from sprout.filters.fast_rouge import FastRougeIndex
 from sprout.flan_templates import SPECIAL, FlanTemplate, TemplateSet, load_template_set
@@ -31,7 +31,7 @@ PLACEHOLDER = re.compile(r"\{\{-?\s*([A-Za-z_]\w*)\s*-?\}\}")
 
 class TemplatesGrowConfig(Strict):
     seed: int = 42
-    cache: Path = Path("out/cache/responses.sqlite")
+    cache: OutputFile = Path("out/cache/responses.sqlite")
     backend: BackendConfig = BackendConfig()
     variants: int = Field(2, gt=0, description="new wordings asked for per template")
     rouge_l_threshold: float = Field(0.7, ge=0, le=1)

@@ -67,8 +67,8 @@ def assert_refused(result: subprocess.CompletedProcess, root: Path, before: dict
     assert result.returncode == 2, shown
     assert "Traceback" not in err + result.stdout, shown
     lines = err.splitlines()
-    (first,) = [i for i, line in enumerate(lines) if line.startswith("error:")]  # one message...
-    assert all(line.startswith("  ") for line in lines[first + 1:]), shown  # ...then only its details
+    assert [i for i, line in enumerate(lines) if line.startswith("error:")] == [0], shown  # one message, first...
+    assert all(line.startswith("  ") for line in lines[1:]), shown  # ...then only its details (no progress bar)
     for fragment in expected:
         assert fragment in err, f"missing {fragment!r}\n{shown}"
     assert snapshot(root) == before, "a file was created or changed"
@@ -294,6 +294,37 @@ def test_bad_config_is_refused_naming_the_key_and_nothing_written(tmp_path, text
     assert_refused(result, tmp_path, before, [e.format(config=config, tmp=tmp_path) for e in expected])
 
 
+# Every command that writes a run refuses an output path that is in the way (`taken` is a file, `folder` a folder),
+# naming it the way the user gave it (--set or the command's own option), before writing anything.
+ROWS = {"instruction": "Name a colour.", "input": "", "output": "Blue."}
+OUTPUT_CASES = [
+    ("synth", ["synth", "--task", str(REPO / "seeds/tasks/plain_english.yaml"), "--set", "out_dir={tmp}/taken",
+               "--set", "cache={tmp}/cache.sqlite"], "--set 'out_dir={tmp}/taken': key 'out_dir': {tmp}/taken is a file"),
+    ("synth-cache", ["synth", "--task", str(REPO / "seeds/tasks/plain_english.yaml"), "--set", "out_dir={tmp}/out",
+                     "--set", "cache={tmp}/folder"], "--set 'cache={tmp}/folder': key 'cache': {tmp}/folder is a folder"),
+    ("evolve", ["evolve", "--input", "{tmp}/rows.jsonl", "--set", "out_dir={tmp}/taken/run", "--set",
+                "cache={tmp}/cache.sqlite"], "key 'out_dir': {tmp}/taken is a file, so {tmp}/taken/run cannot be made"),
+    ("filter", ["filter", "{tmp}/rows.jsonl", "--set", "out_dir={tmp}/taken", "--set", "cache={tmp}/cache.sqlite"],
+     "--set 'out_dir={tmp}/taken': key 'out_dir': {tmp}/taken is a file"),
+    ("templates-expand", ["templates", "expand", "sentiment", "--out", "{tmp}/taken"],
+     "--out '{tmp}/taken': key 'out_dir': {tmp}/taken is a file"),
+    ("templates-grow", ["templates", "grow", "--task", "sentiment", "--set", "cache={tmp}/folder"],
+     "--set 'cache={tmp}/folder': key 'cache': {tmp}/folder is a folder"),
+    ("train", ["train", "--data", "{tmp}/rows.jsonl", "--out", "{tmp}/taken"],
+     "--out '{tmp}/taken': key 'out_dir': {tmp}/taken is a file"),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), [pytest.param(a, e, id=i) for i, a, e in OUTPUT_CASES])
+def test_every_run_command_refuses_an_output_path_in_the_way(tmp_path, args, expected):
+    write(tmp_path / "taken", "not a folder\n")
+    (tmp_path / "folder").mkdir()
+    write(tmp_path / "rows.jsonl", jsonl(ROWS, ROWS | {"instruction": "Name a fruit.", "output": "Pear."}))
+    before = snapshot(tmp_path)
+    result = run(*(a.replace("{tmp}", str(tmp_path)) for a in args))
+    assert_refused(result, tmp_path, before, [expected.replace("{tmp}", str(tmp_path))])
+
+
 # --- property 3: task specs (sprout synth) and FLAN template sets (sprout templates check) ------------------------
 # The loaders' messages are tested in test_pair_synthesis.py and test_flan.py; these cases add the CLI's side (exit
 # 2, one message, nothing written) and the inputs that used to crash it.
@@ -353,6 +384,10 @@ TEMPLATE_CASES = [
     ("reaches-os-through-globals", {"instruction": "{{ text.__init__.__globals__.os.system('touch {root}/pwned') }}"},
      ["{root}/mood.yaml:7: template 'ask': instruction: access to attribute '__init__' of 'str' object is unsafe",
       "SecurityError"]),
+    ("exhausts-memory", {"instruction": "{{ 'a' * 10**10 }}"},
+     ["{root}/mood.yaml:7: template 'ask': instruction: `*` would build 10,000,000,000 items", "SecurityError"]),
+    ("exhausts-memory-by-padding", {"instruction": "{{ text|center(10**10) }}"},
+     ["{root}/mood.yaml:7: template 'ask': instruction: filter `center` was given 10,000,000,000", "SecurityError"]),
     ("unknown-placeholder", {"instruction": "How does {{ writer }} feel?"},
      ["{root}/mood.yaml:7: template 'ask': uses unknown placeholder(s) ['writer']"]),
     ("jinja-syntax-error", {"instruction": "{% if text %}"},
@@ -378,6 +413,25 @@ def test_bad_flan_template_is_refused_by_templates_check(tmp_path, parts, expect
     before = snapshot(tmp_path)
     result = run(str(tmp_path), "templates", "check", "mood", python_args=("-c", FLAN_ROOT_CLI))
     assert_refused(result, tmp_path, before, [e.format(root=tmp_path) for e in expected])
+
+
+@pytest.mark.parametrize("command", ["data", "expand"])
+def test_flan_template_refused_by_the_sandbox_stops_a_run_before_anything_is_written(tmp_path, command):
+    """Not only `templates check`: a run whose FLAN set holds an escaping template stops while loading, before
+    Self-Instruct (which runs first in `sprout data`) has written anything."""
+    data = write(tmp_path / "mood.jsonl", jsonl({"text": "I won the lottery.", "label": 1}))
+    write(tmp_path / "mood.yaml", FLAN_HEADER.format(data=data, instruction="{{ text.__class__.__mro__ }}"))
+    out = tmp_path / "out"
+    if command == "data":
+        seeds = Path(__file__).resolve().parent.parent / "seeds" / "general.jsonl"
+        args = ("data", "--set", f"seeds=[{seeds}]", "--set", f"out_dir={out}", "--set", "generators.flan.tasks=[mood]",
+                "--set", f"cache={tmp_path / 'cache.sqlite'}")
+    else:
+        args = ("templates", "expand", "mood", "--out", str(out))
+    before = snapshot(tmp_path)
+    result = run(str(tmp_path), *args, python_args=("-c", FLAN_ROOT_CLI))
+    assert_refused(result, tmp_path, before, [f"{tmp_path}/mood.yaml:7: template 'ask': instruction: access to "
+                                              "attribute '__class__' of 'str' object is unsafe", "SecurityError"])
 
 
 def test_the_template_root_switch_itself_works(tmp_path):

@@ -179,8 +179,15 @@ def test_grown_file_header_is_yaml_with_the_task_fields(tmp_path):
     assert data["task"] == "nli" and data["label_field"] == "label" and data["templates"][0]["grown_from"] == "x"
 
 
-def test_template_reaching_python_internals_is_refused_by_the_sandbox(tmp_path):
+def test_template_reaching_python_internals_is_refused_when_loaded(tmp_path):
     root = template_file(tmp_path, GOOD.replace("How does the writer feel?", "{{ text.__class__.__mro__ }}"))
-    source = load_source(FlanTaskConfig(task="mood"), "mood", root=root)
-    with pytest.raises(UserError, match="template 'ask' cannot render: access to attribute '__class__'"):
-        FlanExpansion(FlanConfig(tasks=["mood"]), build_stage("flan", [], FilterConfig()), 1).run(source)
+    with pytest.raises(UserError, match="refused by the sandbox") as refused:
+        load_source(FlanTaskConfig(task="mood"), "mood", root=root)
+    assert "template 'ask'" in str(refused.value.details) and "__class__" in str(refused.value.details)
+
+
+def test_template_that_would_exhaust_memory_is_refused(tmp_path):
+    root = template_file(tmp_path, GOOD.replace("How does the writer feel?", "{{ 'a' * 10**10 }}"))
+    with pytest.raises(UserError, match="refused by the sandbox") as refused:
+        load_source(FlanTaskConfig(task="mood"), "mood", root=root)
+    assert "at most 1,000,000" in str(refused.value.details)

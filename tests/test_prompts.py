@@ -1,3 +1,4 @@
+import json
 import re
 
 import pytest
@@ -93,3 +94,26 @@ def test_a_broken_completion_template_is_a_user_error(tmp_path):
     write(tmp_path / "p.yaml", "messages:\n  - {role: user, content: hi}\ncompletion: '{% for x in %}'\n")
     with pytest.raises(UserError, match="completion"):
         load_prompt("p", root=tmp_path)
+
+
+@pytest.mark.parametrize("template", [
+    "{{ 'a' * 10**10 }}", "{{ ['a'] * 10**10 }}", "{{ 9 ** 99999 }}", "{{ 'x'|center(10**10) }}",
+    "{{ 'x'|indent(10**10) }}", "{{ 'x'.rjust(10**10) }}", "{{ '%10000000000s' % 'x' }}", "{{ '%*s' % (10**10, 'x') }}",
+    "{{ '{:>10000000000}'.format('x') }}", "{{ '{0:>{1}}'.format('x', 10**10) }}",
+])
+def test_a_template_cannot_exhaust_memory(tmp_path, template):
+    """A short template must not build gigabytes: refused by the sandbox, at once, as a user error."""
+    write(tmp_path / "greedy.yaml", f"messages:\n  - role: user\n    content: {json.dumps(template)}\n")
+    with pytest.raises(UserError, match="Refused by the sandbox"):
+        load_prompt("greedy", root=tmp_path).render()
+    load_prompt.cache_clear()
+
+
+def test_the_bounds_leave_ordinary_templates_alone(tmp_path):
+    template = ("{{ '-' * 20 }}|{{ 2 ** 10 }}|{{ text|center(9) }}|{{ '%5s' % text }}|{{ '{:>6}'.format(text) }}|"
+                "{{ '{0:>{1}}'.format(text, 5) }}|{{ '{}'.format(12345678) }}|{{ 12345678|round|int }}|"
+                "{{ text|truncate(5000) }}")
+    write(tmp_path / "ordinary.yaml", f"messages:\n  - role: user\n    content: {json.dumps(template)}\n")
+    rendered = load_prompt("ordinary", root=tmp_path).render(text="abc")[0]["content"]
+    assert rendered == "--------------------|1024|   abc   |  abc|   abc|  abc|12345678|12345678|abc"
+    load_prompt.cache_clear()

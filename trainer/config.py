@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from sprout.config import Strict
+from sprout.config import OutputFolder, Strict
 
 
 class LoraSettings(Strict):
@@ -35,7 +35,7 @@ RENAMED = {"max_seq_length": "max_length", "evaluation_strategy": "eval_steps", 
 class TrainConfig(Strict):
     model: str = "embedded"  # `embedded` or a local transformers model folder
     data: Path = Path("out/data/examples.jsonl")
-    out_dir: Path = Path("out/train")
+    out_dir: OutputFolder = Path("out/train")
     seed: int = 42
     # --- data
     system_prompt: str | None = None

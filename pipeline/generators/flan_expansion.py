@@ -17,7 +17,14 @@ from sprout.config import FlanConfig, FlanTaskConfig
 from sprout.dataset_io import read_rows
 from sprout.errors import UserError
 from sprout.filters.stage import FilterStage
-from sprout.flan_templates import FlanTemplate, TemplateSet, check_templates, choice_word, load_template_set
+from sprout.flan_templates import (
+    FlanTemplate,
+    TemplateSet,
+    check_sandbox,
+    check_templates,
+    choice_word,
+    load_template_set,
+)
 from sprout.records import Lineage, Record, Rejection
 
 NAME = "flan"
@@ -97,6 +104,7 @@ def load_source(entry: FlanTaskConfig, key: str, root: Path | None = None) -> Fl
         raise UserError(f"{len(problems)} unusable row(s) for FLAN task {entry.task!r}; nothing was run:",
                         problems[:50])
     check_templates(templates, set(rows[0][1]))
+    check_sandbox(templates, set(rows[0][1]))  # a template reaching for Python internals, before anything runs
     return FlanSource(templates, rows)
 
 
