@@ -17,6 +17,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from sprout.analytics import diversity
 from sprout.errors import UserError
 from sprout.jsonl import atomic_write
 
@@ -24,7 +25,7 @@ TEMPLATES = Path(__file__).with_name("report_templates")
 EXAMPLES_PER_RULE = 3
 MAX_CHARS = 300  # per string in drop_examples: enough to see what went wrong, small enough for 100 rules
 DERIVED = ("funnel", "per_generator", "per_operation", "evolution", "labels", "drop_examples", "totals",
-           "unreadable_lines")
+           "unreadable_lines", "diversity")
 EVOLVING = "evol_instruct"  # the generator whose rounds build on each other: its report shows each round
 
 
@@ -53,7 +54,9 @@ def build_report(run_dir: Path) -> dict:
         key = (int(lineage.get("round") or 0), lineage.get("operation") or "unknown")
         return evolution.setdefault(key, {"survived": 0, "eliminated": Counter()})
 
+    texts: list[dict] = []  # instruction and output of each accepted record, for the diversity analytics
     for row in _read_jsonl(run_dir / "examples.jsonl", unreadable):
+        texts.append({"instruction": row.get("instruction"), "output": row.get("output")})
         lineage = _lineage(row)
         generator = lineage.get("generator") or "unknown"
         accepted[generator] += 1
@@ -81,8 +84,8 @@ def build_report(run_dir: Path) -> dict:
             kept.append(_drop_example(row, record))
 
     report["per_generator"] = {
-        name: {"accepted": accepted[name], "rejected": rejected[name],
-               "rejected_by_rule": _by_count(rejected_by_rule[name])}
+        name: {"accepted": accepted[name], "share": _rate(accepted[name], sum(accepted.values())),
+               "rejected": rejected[name], "rejected_by_rule": _by_count(rejected_by_rule[name])}
         for name in sorted(set(accepted) | set(rejected))
     }
     report["per_operation"] = {name: _by_count(operations[name]) for name in sorted(operations)}
@@ -100,6 +103,7 @@ def build_report(run_dir: Path) -> dict:
     report["totals"] = {"accepted": n_accepted, "rejected": n_rejected,
                         "pass_rate": _rate(n_accepted, n_accepted + n_rejected)}
     report["unreadable_lines"] = {name: unreadable[name] for name in ("examples.jsonl", "rejected.jsonl")}
+    report["diversity"] = diversity(texts)
     return report
 
 
@@ -256,8 +260,11 @@ def _charts(report: dict) -> dict:
     rule_drops: Counter[str] = Counter()
     for row in report["per_generator"].values():
         rule_drops.update(row["rejected_by_rule"])
+    spread = report["diversity"]
     return {"funnels": funnels, "drops": _hbars(drops) if drops else None, "colours": colours,
-            "rouge_l": _columns(histogram), "rule_drops": rule_drops}
+            "rouge_l": _columns(histogram), "rule_drops": rule_drops,
+            "nearest": _columns(spread["nearest_rouge_l"]),
+            "lengths": {field: _columns(spread["lengths"][field], plot_w=420) for field in ("instruction", "output")}}
 
 
 def _hbars(rows: list[dict], label_w: int = 200, bar_w: int = 600, row_h: int = 26) -> dict:

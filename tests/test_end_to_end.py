@@ -77,6 +77,18 @@ def test_pair_synthesis_and_flan_run_inside_sprout_data(run):
     assert 'id="synthesis"' in html and 'id="flan"' in html and 'id="labels"' in html
 
 
+def test_the_report_analyses_the_diversity_of_the_real_run(run):
+    out, _, _, report, _, _ = run
+    examples = [json.loads(line) for line in (out / "examples.jsonl").read_text().splitlines()]
+    spread = report["diversity"]
+    distinct = len({row["instruction"] for row in examples})
+    assert spread["verbs"]["instructions"] == spread["nearest_rouge_l"]["scored"] == distinct
+    assert spread["verbs"]["parser"].startswith("spaCy") and spread["verbs"]["top"]
+    assert 0 < spread["verbs"]["with_verb_noun"] <= spread["verbs"]["with_verb"] <= distinct
+    assert sum(spread["lengths"]["output"]["counts"]) == len(examples)
+    assert 'id="diversity"' in (out / "report.html").read_text()
+
+
 def test_every_candidate_is_accepted_or_rejected_and_the_counts_add_up(run):
     out, _, _, report, _, _ = run
     rejects = [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines()]

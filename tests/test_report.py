@@ -120,10 +120,10 @@ def test_pass_rate_is_none_for_a_rule_that_checked_nothing(tmp_path):
 def test_per_generator_and_per_operation_counts(run_dir):
     report = build_report(run_dir)
     assert report["per_generator"] == {
-        "evol_instruct": {"accepted": 1, "rejected": 1, "rejected_by_rule": {"not_needed": 1}},
-        "self_instruct": {"accepted": 4, "rejected": 9, "rejected_by_rule": {
+        "evol_instruct": {"accepted": 1, "share": 0.2, "rejected": 1, "rejected_by_rule": {"not_needed": 1}},
+        "self_instruct": {"accepted": 4, "share": 0.8, "rejected": 9, "rejected_by_rule": {
             "rouge_l": 5, "parse:truncated": 2, "blacklist": 1, "format_leak": 1}},
-        "unknown": {"accepted": 0, "rejected": 1, "rejected_by_rule": {"empty_output": 1}},
+        "unknown": {"accepted": 0, "share": 0.0, "rejected": 1, "rejected_by_rule": {"empty_output": 1}},
     }
     assert report["per_operation"] == {"evol_instruct": {"deepen": 1},
                                        "self_instruct": {"input_first": 3, "output_first": 1}}
@@ -176,7 +176,7 @@ def test_markdown_has_the_funnel_tables(run_dir):
     assert "| rouge_l | 211 | 96 | 54.5% | 121 |" in md
     assert "| **accepted** | 221 | 110 | 50.2% | 111 |" in md
     assert "| **accepted** | 112 | 40 | 64.3% | 72 |" in md
-    assert "| self_instruct | 4 | 9 |" in md and "289 new, 12 from cache" in md
+    assert "| self_instruct | 4 | 80.0% | 9 |" in md and "289 new, 12 from cache" in md
     assert "| openai:big-model | self_instruct | 280 | 12 | 90,000 | 16,000 | 3,120 / 604 | 6m 30s | 0.2500 USD |" in md
     assert "- cost: 0.2549 USD (0.0091 USD saved by the cache)" in md
     assert "- failed after retries: 3 (APITimeoutError 2, InternalServerError 1)" in md
@@ -190,7 +190,8 @@ def test_html_escapes_model_output_and_loads_nothing_from_outside(run_dir):
     assert XSS not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<script" not in page.lower()
     assert not re.search(r"""\b(src|href)\s*=|url\(|@import|<link\b|<iframe\b""", page, re.IGNORECASE)
-    assert page.count("<svg") == 4  # a funnel per stage, drops per rule, the ROUGE-L histogram
+    # a funnel per stage, drops per rule, the ROUGE-L histogram; diversity: nearest-neighbour ROUGE-L, two lengths
+    assert page.count("<svg") == 7
     assert "Failed requests" in page and "APITimeoutError 2" in page
     assert "0.2549 USD" in page and "<td><code>equal</code></td>" in page and "0.0049 USD" in page
 
