@@ -274,6 +274,34 @@ def templates_grow(
           f"rejected by rule: {result.counts() or 'none'} -> {out.with_suffix('.rejected.jsonl')}")
 
 
+@app.command("export")
+def export_(
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="sprout records, Alpaca rows or `messages` rows "
+                                               "(.jsonl or .json array).")],
+    format_: Annotated[str, typer.Option("--format", "-f", help="alpaca (JSON array), messages (JSONL), sharegpt "
+                                         "(JSON array) or hf (a `datasets` folder with train/validation).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The file (or, for hf, the folder) to write.")],
+    system_prompt: Annotated[str | None, typer.Option(help="A system turn first in every conversation that has "
+                                                      "none (messages, sharegpt, hf).")] = None,
+    validation_share: Annotated[float | None, typer.Option(help="hf: share of rows held out for validation "
+                                                           "(default 0.1).")] = None,
+    seed: Annotated[int | None, typer.Option(help="hf: seed of the train/validation split (default 42).")] = None,
+    ids: Annotated[bool, typer.Option("--id/--no-id", help="messages, sharegpt: keep each row's `id` (the record's "
+                                      "content hash).")] = True,
+    force: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
+) -> None:
+    """Export a dataset for other trainers: Alpaca JSON, OpenAI-style `messages` JSONL, ShareGPT, or a Hugging Face
+    `datasets` folder with a seeded train/validation split."""
+    from sprout.export import describe, export
+
+    try:
+        summary = export(input_path, format_, out, system_prompt=system_prompt, validation_share=validation_share,
+                         seed=seed, ids=ids, force=force)
+    except UserError as error:
+        _fail(error)
+    print(describe(summary))
+
+
 @app.command()
 def train(
     config: Annotated[Path, typer.Option("--config", "-c", help="Training config.")] = Path("configs/train.yaml"),
