@@ -125,6 +125,37 @@ def dedup(
           f"(ROUGE-L > {threshold}) in {result['seconds']:.2f} s -> {result['output']}; dropped: {result['rejects']}")
 
 
+@app.command()
+def decontaminate(
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="Records, Alpaca rows (.jsonl / .json) or .txt")],
+    against: Annotated[list[Path], typer.Option("--against", "-a", help="An eval file (.jsonl, .json array, .txt "
+                                                "one item a line); repeat for more.")],
+    n: Annotated[int, typer.Option("--n", min=1, help="Tokens per n-gram.")] = 13,
+    min_tokens: Annotated[int, typer.Option(min=1, help="Eval texts shorter than n but this long must appear whole; "
+                                            "shorter ones are not indexed.")] = 8,
+    field: Annotated[list[str] | None, typer.Option("--field", help="Row field to check; repeat for more "
+                                                    "(default: instruction and input).")] = None,
+    eval_field: Annotated[str | None, typer.Option(help="Index only this field of each eval item (default: every "
+                                                   "string in it, nested ones too).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Kept rows, in INPUT's format (default: "
+                                             "INPUT.decontaminated.EXT beside INPUT).")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
+) -> None:
+    """Drop rows whose instruction or input shares an n-gram (13 tokens by default; case, punctuation and spacing
+    ignored) with an item of the eval files; dropped rows with the matching n-gram and eval item go to
+    OUT.rejected.jsonl, counts to OUT.report.json and .md."""
+    from sprout.decontaminate import run_decontaminate, side_paths
+
+    try:
+        report = run_decontaminate(input_path, against, out, n, min_tokens, tuple(field or ()), eval_field, force)
+    except UserError as error:
+        _fail(error)
+    per_file = ", ".join(f"{Path(f['file']).name} {f['dropped']}" for f in report["eval_files"])
+    print(f"read {report['read']}, kept {report['kept']}, dropped {report['dropped']} ({n}-gram overlap; by eval "
+          f"file: {per_file}) in {sum(report['seconds'].values()):.2f} s -> {report['output']}; dropped: "
+          f"{report['rejects']}; report: {side_paths(Path(report['output']))['report_md']}")
+
+
 @app.command("filter")
 def filter_(
     input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="Records or Alpaca rows (.jsonl / .json).")],
