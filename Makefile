@@ -52,6 +52,7 @@ clean:
 
 bench: setup
 	$(BIN)/python bench/dedup.py
+	$(BIN)/python bench/decontaminate.py
 	$(BIN)/python bench/bench_decode.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/generation.py

@@ -104,7 +104,9 @@ PAIR_RULES = ["input_length", "empty_output", "input_equals_output", "trailing_c
 # FLAN expansion renders human-written rows: no instruction dedup (templates of one row share their text).
 FLAN_RULES = ["empty_output", "input_equals_output", "format_leak", "input_length", "output_length",
               "exact_duplicate"]
-KNOWN_RULES = set(TASK_RULES) | set(INSTANCE_RULES) | set(PAIR_RULES) | set(FLAN_RULES)
+# Opt-in rules: in no default list, a user lists them. `decontamination` needs eval files (decontaminate_against).
+OPT_IN_RULES = ["decontamination"]
+KNOWN_RULES = set(TASK_RULES) | set(INSTANCE_RULES) | set(PAIR_RULES) | set(FLAN_RULES) | set(OPT_IN_RULES)
 
 
 def _known_rules(names: list[str]) -> list[str]:
@@ -151,6 +153,14 @@ def _usable_judge(judge: JudgeConfig) -> JudgeConfig:
     return judge
 
 
+def _eval_file(path: Path) -> Path:
+    """An eval file for the `decontamination` rule exists: checked with the config, not when the stage is built."""
+    if not path.is_file():
+        what = "is a directory" if path.is_dir() else "no such file"
+        raise ValueError(f"{path}: {what}. Fix: name an eval file (.jsonl, .json array, or .txt with one item a line)")
+    return path
+
+
 class FilterConfig(Strict):
     task_rules: RuleList = Field(default_factory=lambda: list(TASK_RULES))
     instance_rules: RuleList = Field(default_factory=lambda: list(INSTANCE_RULES))
@@ -170,6 +180,25 @@ class FilterConfig(Strict):
     rouge_tokenizer: Literal["rouge", "unicode"] = "rouge"
     max_instances_per_task: int = Field(5, gt=0)
     judges: list[Annotated[JudgeConfig, AfterValidator(_usable_judge)]] = Field(default_factory=list)
+    # The opt-in `decontamination` rule (see pipeline/decontaminate.py): list it in a rule list to use it.
+    decontaminate_against: list[Annotated[Path, AfterValidator(_eval_file)]] = Field(
+        default_factory=list, description="eval files: drop records sharing an n-gram with any of their items")
+    decontamination_n: int = Field(13, gt=0, description="tokens per n-gram")
+    decontamination_min_tokens: int = Field(8, gt=0, description="an eval text shorter than n tokens but at least "
+                                            "this long must appear whole; shorter ones are not indexed")
+    decontamination_fields: list[Literal["instruction", "input", "output"]] = Field(
+        default_factory=lambda: ["instruction", "input"], min_length=1, description="record fields checked")
+    decontamination_eval_field: str | None = Field(None, description="index only this field of each eval item "
+                                                   "(default: every string in it, nested ones too)")
+
+    @model_validator(mode="after")
+    def _decontamination_needs_eval_files(self) -> FilterConfig:
+        listed = [key for key in ("task_rules", "instance_rules") if "decontamination" in getattr(self, key)]
+        if listed and not self.decontaminate_against:
+            raise ValueError(f"{listed[0]} lists `decontamination` but `decontaminate_against` names no eval file. "
+                             "Fix: add `decontaminate_against: [path/to/eval.jsonl]` under `filters:`, or drop the "
+                             "rule")
+        return self
 
 
 EVOL_OPERATIONS = ["add_constraints", "deepen", "concretize", "increase_reasoning", "complicate_input", "breadth"]
@@ -304,6 +333,18 @@ class DataConfig(Strict):
     backend: BackendConfig = BackendConfig()
     generators: GeneratorsConfig = GeneratorsConfig()
     filters: FilterConfig = FilterConfig()
+
+    @model_validator(mode="after")
+    def _decontamination_needs_eval_files(self) -> DataConfig:
+        gens = self.generators
+        lists = {"generators.evol_instruct.rules": gens.evol_instruct.rules if gens.evol_instruct else [],
+                 "generators.flan.rules": gens.flan.rules if gens.flan else [],
+                 **{f"generators.pair_synthesis.{i}.rules": p.rules for i, p in enumerate(gens.pair_synthesis)}}
+        listed = [key for key, rules in lists.items() if "decontamination" in rules]
+        if listed and not self.filters.decontaminate_against:
+            raise ValueError(f"{listed[0]} lists `decontamination` but `filters.decontaminate_against` names no eval "
+                             "file. Fix: add `decontaminate_against: [path/to/eval.jsonl]` under `filters:`")
+        return self
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:

@@ -134,6 +134,7 @@ def iter_json_items(text: str, max_chars: int | None = None) -> list[tuple[int, 
         decoder = json.JSONDecoder()
         pos = text.index("[") + 1
         items: list[tuple[int, object | None, str | None]] = []
+        line, counted = 1, 0  # newlines are counted from the last item on: a 50k-item array stays linear
         try:
             # Parse the array item by item so every item keeps the line it starts on.
             while True:
@@ -146,7 +147,7 @@ def iter_json_items(text: str, max_chars: int | None = None) -> list[tuple[int, 
                         raise json.JSONDecodeError("extra data after the array", text, text.index(rest[0], pos + 1))
                     return items
                 value, end = decoder.raw_decode(text, pos)
-                line = text.count("\n", 0, pos) + 1
+                line, counted = line + text.count("\n", counted, pos), pos
                 too_long = max_chars is not None and end - pos > max_chars
                 items.append((line, None, _too_long(end - pos, max_chars)) if too_long else (line, value, None))
                 pos = end

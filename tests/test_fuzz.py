@@ -19,11 +19,14 @@ examples run per property are counted and printed at the end of the module.
 
 from __future__ import annotations
 
+import json
 import re
 import string
+import tempfile
 import time
 from collections import Counter
 from functools import cache
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, event, example, given, settings
@@ -42,7 +45,7 @@ from sprout.config import (
     PairSynthesisConfig,
     SelfInstructConfig,
 )
-from sprout.filters.build import GROUP_RULES, RECORD_RULES, build_filters, build_judge, build_stage
+from sprout.filters.build import GROUP_RULES, OPT_IN_RECORD_RULES, RECORD_RULES, build_filters, build_judge, build_stage
 from sprout.filters.fast_rouge import FastRougeIndex, dedup_greedy, rouge_l, tokenize
 from sprout.filters.judge import parse_verdict
 from sprout.filters.rules import Drop
@@ -232,8 +235,16 @@ def judge_reply(verdicts: list[str]):
 # -- 1. filter rules ---------------------------------------------------------------------------------------------------
 
 
+# The opt-in decontamination rule needs an eval file: the seed instructions, so fuzzed records built from seed words
+# share 3-grams with it and the rule's drop path runs too.
+EVAL_FILE = Path(tempfile.mkdtemp(prefix="sprout-fuzz-")) / "eval.jsonl"
+EVAL_FILE.write_text("".join(json.dumps({"question": seed}) + "\n" for seed in SEEDS[:40]), encoding="utf-8")
+
+
 def all_record_rules(config: FilterConfig):
-    rules = [make(config) for make in RECORD_RULES.values()]
+    config = config.model_copy(update={"decontaminate_against": [EVAL_FILE], "decontamination_n": 3,
+                                       "decontamination_min_tokens": 2})
+    rules = [make(config) for make in {**RECORD_RULES, **OPT_IN_RECORD_RULES}.values()]
     for rule in rules:
         if hasattr(rule, "index"):
             for seed in SEEDS[:40]:
@@ -250,7 +261,7 @@ def test_every_rule_gives_a_verdict(batch, tokenizer):
     ran("rule verdicts", *(f for r in batch for f in (r.instruction, r.input, r.output)))
     config = FilterConfig(rouge_tokenizer=tokenizer)
     rules = all_record_rules(config)
-    assert {r.name for r in rules} == set(RECORD_RULES)
+    assert {r.name for r in rules} == set(RECORD_RULES) | set(OPT_IN_RECORD_RULES)
     for record in batch:
         for rule in rules:
             verdict = rule.check(record)

@@ -7,10 +7,23 @@ from dataclasses import dataclass
 
 from sprout.backends.base import Sampling
 from sprout.config import FilterConfig, JudgeConfig
+from sprout.decontaminate import cached_index
+from sprout.errors import UserError
 from sprout.filters import rules as r
 from sprout.filters.judge import JudgeRule
 from sprout.filters.stage import FilterStage
 from sprout.prompts import load_prompt
+
+
+def decontamination(config: FilterConfig) -> r.Decontamination:
+    """The index over the eval files is built once per run (cached while the files are unchanged), not per stage."""
+    if not config.decontaminate_against:  # config validation catches this for the rule lists it can see
+        raise UserError("rule `decontamination` is listed but `filters.decontaminate_against` names no eval file. "
+                        "Fix: add `decontaminate_against: [path/to/eval.jsonl]` under `filters:`, or drop the rule.")
+    index, _ = cached_index(config.decontaminate_against, config.decontamination_n,
+                            config.decontamination_min_tokens, config.decontamination_eval_field)
+    return r.Decontamination(index, config.decontamination_fields)
+
 
 RECORD_RULES: dict[str, Callable[[FilterConfig], r.Rule]] = {
     "word_count": lambda c: r.WordCount("instruction", c.min_words, c.max_words, "word_count"),
@@ -31,6 +44,8 @@ RECORD_RULES: dict[str, Callable[[FilterConfig], r.Rule]] = {
     "punct_stopwords_only": lambda c: r.PunctStopwordsOnly(),
     "exact_duplicate": lambda c: r.ExactDuplicate(),
 }
+# Opt-in record rules that need files named in the config (so none can be built from a default config).
+OPT_IN_RECORD_RULES: dict[str, Callable[[FilterConfig], r.Rule]] = {"decontamination": decontamination}
 GROUP_RULES: dict[str, Callable[[FilterConfig], Callable]] = {
     "max_instances": lambda c: r.max_instances(c.max_instances_per_task),
     "conflicting_outputs": lambda c: r.conflicting_outputs,
@@ -58,7 +73,8 @@ def build_judge(config: JudgeConfig, backend, context=None) -> JudgeRule:
 
 def build_stage(name: str, rule_names: list[str], config: FilterConfig, judges: list[JudgeRule] = ()) -> FilterStage:
     groups = {n: GROUP_RULES[n](config) for n in rule_names if n in GROUP_RULES}
-    records = [RECORD_RULES[n](config) for n in rule_names if n in RECORD_RULES]
+    makers = {**RECORD_RULES, **OPT_IN_RECORD_RULES}
+    records = [makers[n](config) for n in rule_names if n in makers]
     return FilterStage(name, records, groups, list(judges))
 
 

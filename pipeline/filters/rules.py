@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from sprout.decontaminate import DecontaminationIndex
 from sprout.filters.fast_rouge import FastRougeIndex
 from sprout.records import Record
 
@@ -244,6 +245,24 @@ class PunctStopwordsOnly(Rule):
         words = re.findall(r"[^\W_]+", record.output.lower())
         if all(word in STOPWORDS for word in words):
             return "output is only punctuation and stop words"
+        return None
+
+
+class Decontamination(Rule):
+    """A record whose checked fields (instruction and input by default) share an n-gram (13 tokens by default) with
+    an item of the eval files, after normalisation (case, punctuation, spacing): training on it would leak the eval
+    set. The index over the eval files is built once and shared; each check costs O(tokens of the record)."""
+
+    name = "decontamination"
+
+    def __init__(self, index: DecontaminationIndex, fields: list[str] | tuple[str, ...] = ("instruction", "input")):
+        self.eval_index, self.fields = index, tuple(fields)
+
+    def check(self, record: Record) -> Drop | None:
+        for field in self.fields:
+            match = self.eval_index.find(getattr(record, field), field)
+            if match:
+                return Drop(match.reason())
         return None
 
 
