@@ -398,14 +398,26 @@ def _apply_override(data: dict, assignment: str) -> None:
     *parents, leaf = key.split(".")
     node = data
     for part in parents:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
+        if isinstance(node, list):  # stages.0.size: a list item, counted from 0
+            node = node[_list_index(node, part, assignment)]
+        else:
+            node = node.setdefault(part, {})
+        if not isinstance(node, dict | list):
             raise UserError(f"--set {assignment!r}: {part!r} is not a section")
+    if isinstance(node, list):
+        leaf = _list_index(node, leaf, assignment)
     try:
         node[leaf] = yaml.safe_load(value)
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         raise UserError(f"--set {assignment[:200]!r}: the value is not valid YAML ({_yaml_problem(exc)}). Fix: "
                         f"quote a plain string, e.g. --set '{key}=\"...\"'; a list is [a, b].") from None
+
+
+def _list_index(items: list, part: str, assignment: str) -> int:
+    if not part.isdigit() or int(part) >= len(items):
+        raise UserError(f"--set {assignment[:200]!r}: {part!r} is not an item of that list (it has {len(items)}; "
+                        f"count from 0, e.g. 0 for the first).")
+    return int(part)
 
 
 def _read_config(path: Path, what: str) -> str:
@@ -477,7 +489,7 @@ def load_config(path: Path | None, overrides: list[str] = (), model: type[BaseMo
             loc = tuple(error["loc"])
             key = ".".join(str(p) for p in loc)
             # A value given with --set is named as such, not by the line of the file value it replaced.
-            override = next((a for k, a in set_by.items() if loc[:len(k)] == k), None)
+            override = next((a for k, a in set_by.items() if tuple(map(str, loc[:len(k)])) == k), None)
             line = _line_of(root, loc)
             where = (f"{options[override]} {override.partition('=')[2][:200]!r}" if override in options
                      else f"--set {override[:200]!r}" if override

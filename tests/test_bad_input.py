@@ -299,9 +299,11 @@ def test_bad_config_is_refused_naming_the_key_and_nothing_written(tmp_path, text
 ROWS = {"instruction": "Name a colour.", "input": "", "output": "Blue."}
 OUTPUT_CASES = [
     ("synth", ["synth", "--task", str(REPO / "seeds/tasks/plain_english.yaml"), "--set", "out_dir={tmp}/taken",
-               "--set", "cache={tmp}/cache.sqlite"], "--set 'out_dir={tmp}/taken': key 'out_dir': {tmp}/taken is a file"),
+               "--set", "cache={tmp}/cache.sqlite"],
+     "--set 'out_dir={tmp}/taken': key 'out_dir': {tmp}/taken is a file"),
     ("synth-cache", ["synth", "--task", str(REPO / "seeds/tasks/plain_english.yaml"), "--set", "out_dir={tmp}/out",
-                     "--set", "cache={tmp}/folder"], "--set 'cache={tmp}/folder': key 'cache': {tmp}/folder is a folder"),
+                     "--set", "cache={tmp}/folder"],
+     "--set 'cache={tmp}/folder': key 'cache': {tmp}/folder is a folder"),
     ("evolve", ["evolve", "--input", "{tmp}/rows.jsonl", "--set", "out_dir={tmp}/taken/run", "--set",
                 "cache={tmp}/cache.sqlite"], "key 'out_dir': {tmp}/taken is a file, so {tmp}/taken/run cannot be made"),
     ("filter", ["filter", "{tmp}/rows.jsonl", "--set", "out_dir={tmp}/taken", "--set", "cache={tmp}/cache.sqlite"],

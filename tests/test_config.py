@@ -51,3 +51,26 @@ def test_set_overrides_dotted_keys():
     assert str(config.out_dir) == "out/elsewhere"
     with pytest.raises(UserError, match="expected KEY=VALUE"):
         load_config(None, ["target"])
+
+
+def test_set_reaches_into_lists_by_index():
+    config = load_config(REPO / "configs" / "data.yaml", ["generators.pair_synthesis.0.n=6", "seeds.0=seeds/x.jsonl"])
+    assert config.generators.pair_synthesis[0].n == 6 and str(config.seeds[0]) == "seeds/x.jsonl"
+
+
+@pytest.mark.parametrize(("assignment", "expected"), [
+    ("generators.pair_synthesis.5.n=6", "'5' is not an item of that list (it has 1; count from 0"),
+    ("generators.pair_synthesis.first.n=6", "'first' is not an item of that list"),
+    ("seeds.3=x.jsonl", "'3' is not an item of that list"),
+])
+def test_set_with_a_bad_list_index_is_one_clear_error(assignment, expected):
+    with pytest.raises(UserError) as caught:
+        load_config(REPO / "configs" / "data.yaml", [assignment])
+    assert str(caught.value).startswith(f"--set {assignment!r}: ") and expected in str(caught.value)
+
+
+def test_a_bad_value_set_in_a_list_is_named_by_its_set():
+    with pytest.raises(UserError) as caught:
+        load_config(REPO / "configs" / "data.yaml", ["generators.pair_synthesis.0.n=-2"])
+    (detail,) = caught.value.details
+    assert detail.startswith("--set 'generators.pair_synthesis.0.n=-2': key 'generators.pair_synthesis.0.n'")
