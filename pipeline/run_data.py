@@ -24,7 +24,7 @@ from sprout.config import (
 )
 from sprout.dataset_io import read_records
 from sprout.errors import UserError
-from sprout.filters.build import build_filters, build_stage
+from sprout.filters.build import build_filters, build_stage, read_eval_files
 from sprout.generators.evol_instruct import make_evolver
 from sprout.generators.flan_expansion import FlanExpansion, load_source
 from sprout.generators.self_instruct import SelfInstruct
@@ -293,6 +293,7 @@ def run_data(config: DataConfig, force: bool = False, progress=None, log=print) 
     specs = load_specs(generators.pair_synthesis)
     flan_sources = [load_source(entry, f"generators.flan.tasks[{i}]")
                     for i, entry in enumerate(generators.flan.tasks)] if generators.flan else []
+    read_eval_files(config.filters)
     backends = Backends(config.backend, config.cache, log)
     backends.resolve([j.backend for j in config.filters.judges if j.backend])
     with run_lock(config.out_dir, log):

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from sprout.config import BackendConfig, EvolInstructConfig, FilterConfig, OutputFile, OutputFolder, Strict
 from sprout.dataset_io import read_records
+from sprout.filters.build import read_eval_files
 from sprout.generators.evol_instruct import make_evolver
 from sprout.run_data import Backends, RunFiles, RunSummary, evolve_rounds, finish_run, prepare_run_dir
 from sprout.run_lock import run_lock
@@ -26,6 +27,7 @@ class EvolveRunConfig(Strict):
 
 def run_evolve(config: EvolveRunConfig, force: bool = False, progress=None, log=print) -> RunSummary:
     sources = read_records(config.input)
+    read_eval_files(config.filters)
     evol = config.evol_instruct
     backends = Backends(config.backend, config.cache, log)
     backends.resolve([evol.judge.backend] if evol.judge.backend else [])

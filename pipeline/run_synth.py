@@ -10,7 +10,7 @@ from pydantic import Field
 
 from sprout.config import BackendConfig, FilterConfig, FlanConfig, OutputFile, OutputFolder, PairSynthesisConfig, Strict
 from sprout.errors import UserError
-from sprout.filters.build import build_stage
+from sprout.filters.build import build_stage, read_eval_files
 from sprout.generators.flan_expansion import load_source
 from sprout.generators.pair_synthesis import PairSynthesis
 from sprout.run_data import Backends, RunFiles, RunSummary, finish_run, prepare_run_dir
@@ -68,6 +68,7 @@ def synthesize(entry: PairSynthesisConfig, spec: TaskSpec, backends: Backends, f
 
 def run_synth(config: SynthRunConfig, force: bool = False, progress=None, log=print) -> RunSummary:
     (spec,) = load_specs([config.synth])
+    read_eval_files(config.filters)
     backends = Backends(config.backend, config.cache, log)
     with run_lock(config.out_dir, log):
         prepare_run_dir(config, force)
@@ -95,6 +96,7 @@ def run_flan(config: FlanRunConfig, force: bool = False, log=print) -> RunSummar
     from sprout.run_data import expand_flan
 
     sources = [load_source(entry, f"flan.tasks[{i}]") for i, entry in enumerate(config.flan.tasks)]
+    read_eval_files(config.filters)
     with run_lock(config.out_dir, log):
         prepare_run_dir(config, force)
         started = time.monotonic()

@@ -327,6 +327,17 @@ def test_every_run_command_refuses_an_output_path_in_the_way(tmp_path, args, exp
     assert_refused(result, tmp_path, before, [expected.replace("{tmp}", str(tmp_path))])
 
 
+@pytest.mark.parametrize("command", ["data", "filter"])
+def test_a_bad_eval_file_for_decontamination_is_refused_before_anything_is_written(tmp_path, command):
+    evals = write(tmp_path / "eval.jsonl", '{"question": "What is the boiling point of water at sea level?"}\n{oops\n')
+    sets = ["filters.instance_rules=[decontamination]", f"filters.decontaminate_against=[{evals}]",
+            f"out_dir={tmp_path / 'out'}", f"cache={tmp_path / 'cache.sqlite'}"]
+    rows = [] if command == "data" else [str(write(tmp_path / "rows.jsonl", jsonl(ROWS)))]
+    before = snapshot(tmp_path)
+    result = run(command, *rows, *(arg for assignment in sets for arg in ("--set", assignment)))
+    assert_refused(result, tmp_path, before, [f"{evals}:2: invalid JSON"])
+
+
 # --- property 3: task specs (sprout synth) and FLAN template sets (sprout templates check) ------------------------
 # The loaders' messages are tested in test_pair_synthesis.py and test_flan.py; these cases add the CLI's side (exit
 # 2, one message, nothing written) and the inputs that used to crash it.

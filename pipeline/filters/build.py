@@ -25,6 +25,14 @@ def decontamination(config: FilterConfig) -> r.Decontamination:
     return r.Decontamination(index, config.decontamination_fields)
 
 
+def read_eval_files(config: FilterConfig) -> None:
+    """Read and index the eval files now, before a run makes its folder: a bad eval row is a user error that must
+    leave nothing behind. The stages built later reuse this index (`cached_index`)."""
+    if config.decontaminate_against:
+        cached_index(config.decontaminate_against, config.decontamination_n, config.decontamination_min_tokens,
+                     config.decontamination_eval_field)
+
+
 RECORD_RULES: dict[str, Callable[[FilterConfig], r.Rule]] = {
     "word_count": lambda c: r.WordCount("instruction", c.min_words, c.max_words, "word_count"),
     "blacklist": lambda c: r.Blacklist(c.blacklist),
