@@ -338,6 +338,8 @@ def train(
     config: Annotated[Path, typer.Option("--config", "-c", help="Training config.")] = Path("configs/train.yaml"),
     data: Annotated[Path | None, typer.Option("--data", "-d", help="Training JSONL (default: the config's).")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory (default: the config's).")] = None,
+    stages: Annotated[Path | None, typer.Option("--stages", help="A `sprout mix` out_dir: train its stage files in "
+                                                "order, each going on from the previous stage's adapter.")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Override a config key: KEY=VALUE.")] = [],  # noqa: B006
 ) -> None:
     """LoRA-tune a model on sprout records, Alpaca, `messages` or `text` rows (TRL SFTTrainer + PEFT)."""
@@ -346,22 +348,35 @@ def train(
 
     options = {**({f"data={data}": "--data"} if data else {}), **({f"out_dir={out}": "--out"} if out else {})}
     try:
+        if stages and data:
+            raise UserError("--stages and --data both name the training data. Fix: pass one of them.")
         cfg = load_config(config, set_, model=TrainConfig, options=options)
-        from sprout.trainer.train import run_train
+        if stages:
+            from sprout.trainer.stages import run_stages
 
-        summary = run_train(cfg, log=console.print)
+            summary = run_stages(cfg, stages, log=console.print)
+        else:
+            from sprout.trainer.train import run_train
+
+            summary = run_train(cfg, log=console.print)
     except UserError as error:
         _fail(error)
     if "rank" in summary:  # another process of `accelerate launch`: the main one reports
         return
-    trunc = summary["truncation"]
-    print(f"trained {summary['examples']} examples ({summary['validation_examples']} held out) for "
-          f"{summary['steps']} steps in {summary['seconds']} s on {summary['device']}: train loss "
-          f"{summary['train_loss']}, validation loss {summary['eval_loss']}; {summary['tokens_per_second']} tokens/s, "
-          f"peak RSS {summary['peak_rss_mb']} MB; truncation: {trunc['whole']} whole, {trunc['cut']} cut, "
-          f"{trunc['dropped']} dropped; real tokens per batch {summary['real_token_share']['unpacked']:.1%} "
-          f"unpacked, {summary['real_token_share']['packed']:.1%} packed")
-    print(f"outputs: {summary['out_dir']}/adapter · metrics.jsonl · loss.png · summary.json · config.yaml")
+    for stage in summary.get("stages", [summary]):
+        trunc = stage["truncation"]
+        print(("" if "stage" not in stage else f"stage {stage['stage']}: ")
+              + f"trained {stage['examples']} examples ({stage['validation_examples']} held out) for "
+              f"{stage['steps']} steps in {stage['seconds']} s on {stage['device']}: train loss "
+              f"{stage['train_loss']}, validation loss {stage['eval_loss']}; {stage['tokens_per_second']} tokens/s, "
+              f"peak RSS {stage['peak_rss_mb']} MB; truncation: {trunc['whole']} whole, {trunc['cut']} cut, "
+              f"{trunc['dropped']} dropped; real tokens per batch {stage['real_token_share']['unpacked']:.1%} "
+              f"unpacked, {stage['real_token_share']['packed']:.1%} packed")
+    if "stages" in summary:
+        print(f"outputs: {summary['out_dir']}/<stage>/ (adapter · metrics.jsonl · loss.png · summary.json) · "
+              f"stages.json; final adapter: {summary['adapter']}")
+    else:
+        print(f"outputs: {summary['out_dir']}/adapter · metrics.jsonl · loss.png · summary.json · config.yaml")
 
 
 @app.command("eval")

@@ -35,3 +35,26 @@ def test_train_refuses_a_missing_data_file_with_exit_2(tmp_path):
     result = sprout("train", "--data", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "run"))
     assert result.returncode == 2 and "run `make data` first" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
+
+
+def test_train_stages_of_a_mix_on_the_embedded_model(tmp_path):
+    """`sprout mix` with a pretraining-text share, then `sprout train --stages`: stage 2 goes on from stage 1."""
+    rows = [{"instruction": f"Give the number after {i}.", "input": "", "output": f"It is {i + 1}."} for i in range(30)]
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    mixed = sprout("mix", "--set", f"out_dir={tmp_path / 'mix'}",
+                   "--set", f"sources={{numbers: {{path: {tmp_path / 'rows.jsonl'}}}}}",
+                   "--set", "stages=[{name: tasks, size: 12, shares: {numbers: 1}}, "
+                            "{name: more, size: 10, shares: {numbers: 1}, keep_from_previous: 0.2}]",
+                   "--set", "pretraining.share=0.1")
+    assert mixed.returncode == 0, mixed.stderr[-3000:]
+    out = tmp_path / "staged"
+    trained = sprout("train", "--stages", str(tmp_path / "mix"), "--out", str(out), "--set", "max_steps=2",
+                     "--set", "batch_size=2", "--set", "grad_accumulation=1")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "stage tasks: trained" in trained.stdout and "stage more: trained" in trained.stdout
+    assert (out / "stage-2-more" / "adapter" / "adapter_model.safetensors").is_file()
+    stages = json.loads((out / "stages.json").read_text())
+    assert [s["steps"] for s in stages["stages"]] == [2, 2]
+    assert [s["init_adapter"] for s in stages["stages"]] == [None, str(out / "stage-1-tasks" / "adapter")]
+    both = sprout("train", "--stages", str(tmp_path / "mix"), "--data", "x.jsonl", "--out", str(tmp_path / "no"))
+    assert both.returncode == 2 and "--stages and --data" in both.stderr and not (tmp_path / "no").exists()

@@ -244,3 +244,64 @@ def test_runs_unchanged_under_accelerate_launch_with_two_cpu_processes(tmp_path,
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 2 and (out / "adapter" / "adapter_model.safetensors").exists()
     assert result.stdout.count("trained ") == 1  # one process reports; the other only trains
+
+
+def lora_weights(adapter) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(adapter / "adapter_model.safetensors"))
+
+
+def test_init_adapter_goes_on_training_an_earlier_adapter_with_its_own_shape(tmp_path, tiny_model):
+    first = run_train(config(tmp_path, tiny_model, learning_rate=5e-3, out_dir=tmp_path / "one"), log=lambda *_: None)
+    said = []
+    second = run_train(config(tmp_path, tiny_model, learning_rate=5e-3, out_dir=tmp_path / "two",
+                              init_adapter=tmp_path / "one" / "adapter", lora={"r": 4}), log=said.append)
+    assert first["steps"] == second["steps"] == 3
+    assert any("continuing adapter" in str(line) and "r 16" in str(line) for line in said)
+    saved = json.loads((tmp_path / "two" / "adapter" / "adapter_config.json").read_text())
+    assert saved["base_model_name_or_path"] == tiny_model.name and saved["r"] == 16
+    before, after = lora_weights(tmp_path / "one" / "adapter"), lora_weights(tmp_path / "two" / "adapter")
+    assert before.keys() == after.keys()  # the same LoRA shape (r 16 from the first run; the config's r 4 unused)
+    assert all(before[k].shape == after[k].shape for k in before)
+    moved = [k for k in before if "lora_B" in k and not torch.equal(before[k], after[k])]
+    assert moved and all(before[k].abs().sum() > 0 for k in moved)  # trained further from non-zero B, not afresh
+    # A fresh run with the same seed and data ends elsewhere: the second run really started from the first.
+    fresh = run_train(config(tmp_path, tiny_model, learning_rate=5e-3, out_dir=tmp_path / "fresh"), log=lambda *_: None)
+    assert fresh["steps"] == 3
+    again = lora_weights(tmp_path / "fresh" / "adapter")
+    assert any(not torch.allclose(again[k], after[k]) for k in moved)
+
+
+def test_init_adapter_must_be_a_sprout_adapter_of_the_same_model(tmp_path, tiny_model):
+    with pytest.raises(UserError, match="not a sprout adapter folder"):
+        run_train(config(tmp_path, tiny_model, init_adapter=tmp_path), log=lambda *_: None)
+    adapter = write(tmp_path / "other" / "adapter" / "sprout_adapter.json", json.dumps({"model": "embedded"})).parent
+    with pytest.raises(UserError, match="was trained on model 'embedded'"):
+        run_train(config(tmp_path, tiny_model, init_adapter=adapter), log=lambda *_: None)
+
+
+def test_stages_of_a_mix_train_in_order_each_from_the_last_adapter(tmp_path, tiny_model):
+    from sprout.mix_config import load_mix_config
+    from sprout.mixing import run_mix
+    from sprout.trainer.stages import run_stages
+
+    rows_file(tmp_path, n=40)
+    mix = write(tmp_path / "mix.yaml", f"""out_dir: {tmp_path / 'mix'}
+sources:
+  numbers: {{path: {tmp_path / 'train.jsonl'}}}
+stages:
+  - {{name: first, size: 16, shares: {{numbers: 1}}}}
+  - {{name: second, size: 12, shares: {{numbers: 1}}, keep_from_previous: 0.25, replace: true}}
+""")
+    run_mix(*load_mix_config(mix, []))
+    said = []
+    result = run_stages(config(tmp_path, tiny_model, out_dir=tmp_path / "staged"), tmp_path / "mix", log=said.append)
+    assert [s["stage"] for s in result["stages"]] == ["first", "second"]
+    assert [s["examples"] + s["validation_examples"] for s in result["stages"]] == [16, 12]
+    first, second = (tmp_path / "staged" / name for name in ("stage-1-first", "stage-2-second"))
+    assert result["adapter"] == str(second / "adapter") and (first / "adapter").is_dir()
+    assert any(f"from {first / 'adapter'}" in str(line) for line in said)
+    assert [s["init_adapter"] for s in result["stages"]] == [None, str(first / "adapter")]
+    recorded = json.loads((tmp_path / "staged" / "stages.json").read_text())
+    assert recorded["stages"][1]["data"].endswith("stage-2-second.jsonl")

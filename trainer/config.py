@@ -68,6 +68,9 @@ class TrainConfig(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(None, gt=0)
     lora: LoraSettings = LoraSettings()
+    # Continue training this LoRA adapter (a `sprout train` run's `adapter` folder, e.g. the previous stage of a
+    # mix) instead of a fresh one: its base must be `model`, and its LoRA shape (r, alpha, targets) is kept.
+    init_adapter: Path | None = None
     logging_steps: int = Field(5, gt=0)
     eval_steps: int | None = Field(None, gt=0, description="None: evaluate once per epoch")
 
@@ -84,6 +87,13 @@ class TrainConfig(Strict):
         if self.device == "cpu" and (self.precision == "bf16" or self.qlora):
             raise ValueError("device cpu trains in fp32 only: bf16 kills many CPUs ('illegal instruction') and "
                              "QLoRA needs CUDA. Fix: precision: fp32 (or auto) and qlora: false.")
+        return self
+
+    @model_validator(mode="after")
+    def _init_adapter_without_qlora(self) -> TrainConfig:
+        if self.init_adapter is not None and self.qlora:
+            raise ValueError("init_adapter with qlora: continuing an adapter on 4-bit weights is not supported yet. "
+                             "Fix: qlora: false, or train from a fresh adapter")
         return self
 
     def resolved_device(self) -> str:

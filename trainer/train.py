@@ -43,6 +43,29 @@ def peak_rss_mb() -> float:
     return round(kilobytes / (1024 if sys.platform != "darwin" else 1024 * 1024), 1)
 
 
+def continued_adapter(model, config: TrainConfig, log=print):
+    """The base model with `config.init_adapter` loaded trainable. The adapter must have been trained on the same
+    base: LoRA deltas only mean something on the weights they were learned against."""
+    from peft import PeftModel
+
+    adapter = Path(config.init_adapter)
+    info = adapter / ADAPTER_INFO
+    if not info.is_file():
+        raise UserError(f"init_adapter {adapter}: not a sprout adapter folder (no {ADAPTER_INFO}). Fix: name the "
+                        "`adapter` folder of a `sprout train` run, e.g. out/train/stage-1-tasks/adapter.")
+    trained_on = json.loads(info.read_text(encoding="utf-8")).get("model")
+    if trained_on != config.model:
+        raise UserError(f"init_adapter {adapter} was trained on model {trained_on!r}, this run trains "
+                        f"{config.model!r}. Fix: set `model` to the adapter's base, or drop init_adapter.")
+    continued = PeftModel.from_pretrained(model, adapter, is_trainable=True)
+    shape = continued.peft_config["default"]
+    # The saved adapter names a portable base (a hub id); point PEFT at the local folder again, or saving would
+    # look the base up on the hub. save_adapter writes the portable name back.
+    shape.base_model_name_or_path = model.name_or_path
+    log(f"continuing adapter {adapter} (r {shape.r}, alpha {shape.lora_alpha}; the config's `lora` is not used)")
+    return continued
+
+
 def training_arguments(config: TrainConfig, device: str, checkpoints: Path, has_eval: bool):
     from trl import SFTConfig
 
@@ -141,6 +164,8 @@ def prepare(config: TrainConfig, checkpoints: Path, log=print) -> Prepared:
     model = load_model(model_dir, config, device)
     lora = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
                       target_modules=config.lora.target_modules, task_type="CAUSAL_LM")
+    if config.init_adapter is not None:  # go on training an earlier stage's adapter: TRL takes the PeftModel as is
+        model, lora = continued_adapter(model, config, log), None
     metrics = MetricsLog(out / "metrics.jsonl")
     args = training_arguments(config, device, checkpoints, has_eval=bool(val.rows))
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(train.rows),
