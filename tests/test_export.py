@@ -12,7 +12,7 @@ import pytest
 from sprout.errors import UserError
 from sprout.export import export
 from sprout.records import Lineage, Record
-from tests.conftest import REPO, write
+from tests.conftest import REPO, save_tiny_llama, write
 
 SYSTEM = "Answer briefly."
 
@@ -224,22 +224,13 @@ def test_options_that_do_not_apply_are_refused(tmp_path, records_file, kwargs, m
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    """A 2-layer random Llama with SmolLM2's tokenizer and chat template (as in test_trainer.py)."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    """A 2-layer random Llama with SmolLM2's tokenizer and chat template."""
+    from transformers import AutoTokenizer
 
     from sprout.model_store import resolve_model
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model("embedded", log=lambda *_: None))
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    path = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), tokenizer)
 
 
 def test_messages_export_trains_as_it_is_with_a_stock_trl_sfttrainer(tmp_path, records_file, tiny_model):

@@ -11,7 +11,7 @@ from sprout.model_store import resolve_model
 from sprout.trainer.config import TrainConfig
 from sprout.trainer.data import choose_template, last_turn_only, template_text, to_messages, tokenize
 from sprout.trainer.train import prepare, run_train
-from tests.conftest import REPO, write
+from tests.conftest import REPO, save_tiny_llama, write
 
 CONVERSATIONS = [
     [{"role": "user", "content": "Is 7 prime?"}, {"role": "assistant", "content": "Yes."}],
@@ -30,17 +30,7 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory, tokenizer):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    path = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), tokenizer)
 
 
 def rows_file(tmp_path, n=24):

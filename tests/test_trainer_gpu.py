@@ -15,7 +15,7 @@ import torch
 import sprout.trainer.train as train_module
 from sprout.trainer.config import TrainConfig
 from sprout.trainer.train import run_train
-from tests.conftest import REPO
+from tests.conftest import REPO, save_tiny_llama
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")]
@@ -36,17 +36,7 @@ def tokenizer():
 def tiny_model(tmp_path_factory, tokenizer):
     """Wide enough that some LoRA matrices (2048 x 64) reach bitsandbytes' thresholds for 8-bit optimizer state
     (4096 elements) and paged state (1e5 elements); still only ~15M parameters, most of them the embedding."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=256, intermediate_size=2048, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    path = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), tokenizer, hidden_size=256, intermediate_size=2048)
 
 
 @pytest.fixture
