@@ -9,6 +9,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from sprout.errors import UserError
+from sprout.seeds import read_text
 
 
 class Strict(BaseModel):
@@ -420,23 +421,6 @@ def _list_index(items: list, part: str, assignment: str) -> int:
     return int(part)
 
 
-def _read_config(path: Path, what: str) -> str:
-    try:
-        if path.is_dir():
-            raise UserError(f"{path}: is a directory, not a {what} file. Fix: pass a YAML file (shipped ones are "
-                            "in configs/).")
-        if not path.is_file():
-            raise UserError(f"{path}: no such {what} file. Fix: check the path (shipped configs are in configs/).")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"{str(path)[:200]}: cannot read the {what} file: {exc.strerror or exc}.") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise UserError(f"{path}:{line}: not valid UTF-8 (byte {exc.start}); save the file as UTF-8.") from None
-
-
 def _repeated_keys(node: yaml.Node | None) -> list[tuple[str, int, int]]:
     """(key, line, first line) for every key given twice in one mapping, anywhere in the document."""
     found = []
@@ -463,7 +447,7 @@ def load_config(path: Path | None, overrides: list[str] = (), model: type[BaseMo
     overrides = [*overrides, *options]
     text = ""
     if path is not None:
-        text = _read_config(Path(path), what)
+        text = read_text(Path(path), f"{what} file", "Fix: check the path (shipped configs are in configs/).")
     try:
         data = yaml.safe_load(text) or {}
         root = yaml.compose(text) if text else None

@@ -193,7 +193,7 @@ def read_text(path: Path, what: str = "seed file", hint: str = "Check the path (
         if not path.exists():
             raise UserError(f"{path}: no such {what}. {hint}")
         if path.is_dir():
-            raise UserError(f"{path}: is a directory; pass the files inside it (e.g. {path}/*.jsonl).")
+            raise UserError(f"{path}: is a directory, not a {what}; pass the file(s) inside it.")
         if not path.is_file():
             raise UserError(f"{path}: not a regular file (a pipe, socket or device); pass a {what}.")
         data = path.read_bytes()

@@ -150,7 +150,7 @@ def _bad_path(kind: str, root: Path) -> Path:
 
 
 PATH_CASES = [
-    ("directory", ["{path}: is a directory; pass the files inside it"]),
+    ("directory", ["{path}: is a directory, not a seed file; pass the file(s) inside it."]),
     ("missing", ["{path}: no such seed file. Check the path"]),
     ("pipe", ["{path}: not a regular file (a pipe, socket or device); pass a seed file."]),
     ("name-too-long", ["cannot read the seed file: File name too long"]),
