@@ -144,7 +144,7 @@ def decontaminate(
     """Drop rows whose instruction or input shares an n-gram (13 tokens by default; case, punctuation and spacing
     ignored) with an item of the eval files; dropped rows with the matching n-gram and eval item go to
     OUT.rejected.jsonl, counts to OUT.report.json and .md."""
-    from sprout.decontaminate import run_decontaminate, side_paths
+    from sprout.run_decontaminate import run_decontaminate, side_paths
 
     try:
         report = run_decontaminate(input_path, against, out, n, min_tokens, tuple(field or ()), eval_field, force)

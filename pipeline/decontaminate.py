@@ -21,12 +21,9 @@ words in a row are no evidence that it was copied from the eval set.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import re
-import time
 import unicodedata
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -292,7 +289,7 @@ def find_in_row(index: DecontaminationIndex, row: object, fields: tuple[str, ...
     return None
 
 
-def _row_problem(row: object, fields: tuple[str, ...]) -> str | None:
+def row_problem(row: object, fields: tuple[str, ...]) -> str | None:
     if not isinstance(row, dict):
         return f"expected a JSON object with {' / '.join(fields)}, got a JSON {type(row).__name__}"
     present = [name for name in fields if name in row]
@@ -317,134 +314,3 @@ def scan(index: DecontaminationIndex, rows: list[tuple[int, object]], fields: tu
         else:
             result.kept.append(row)
     return result
-
-
-def default_out(input_path: Path) -> Path:
-    return input_path.with_name(f"{input_path.stem}.decontaminated{input_path.suffix}")
-
-
-def side_paths(out: Path) -> dict[str, Path]:
-    """Files written beside the kept rows."""
-    return {"rejects": out.with_name(out.stem + ".rejected.jsonl"),
-            "report_json": out.with_name(out.stem + ".report.json"),
-            "report_md": out.with_name(out.stem + ".report.md")}
-
-
-def _unwritable(paths: list[Path]) -> str | None:
-    """Why one of the output files cannot be written, found before any work (nothing is made here)."""
-    for path in paths:
-        if path.is_dir():
-            return f"{path} is a directory"
-        folder = next((p for p in path.parents if p.exists()), Path("."))
-        if not folder.is_dir():
-            return f"{folder} is a file, so {path} cannot be made"
-        if not os.access(folder, os.W_OK | os.X_OK):
-            return f"{folder} is not writable"
-    return None
-
-
-def run_decontaminate(input_path: Path, against: list[Path], out: Path | None = None, n: int = DEFAULT_N,
-                      min_tokens: int = DEFAULT_MIN_TOKENS, fields: tuple[str, ...] = DEFAULT_FIELDS,
-                      eval_field: str | None = None, force: bool = False, top: int = 20) -> dict:
-    """Read INPUT and the eval files (every problem is reported before anything is written), drop contaminated
-    rows, and write the kept rows in INPUT's format, `<out>.rejected.jsonl` and `<out>.report.{json,md}`."""
-    from sprout.dataset_io import read_rows, write_rows
-    from sprout.jsonl import atomic_write
-
-    input_path = Path(input_path)
-    out = Path(out) if out else default_out(input_path)
-    fields = tuple(fields) or DEFAULT_FIELDS
-    paths = side_paths(out)
-    if problem := _unwritable([out, *paths.values()]):
-        raise UserError(f"--out {out}: {problem}; nothing was written. Fix: name a file in a folder you can write.")
-    if out.exists() and not force:
-        same = out.resolve() == input_path.resolve()
-        raise UserError(f"--out {out}: {'is the input file' if same else 'exists'}; nothing was written. Fix: pass "
-                        "another --out, or --force to replace it" + (" (the input is read whole first)." if same
-                                                                       else "."))
-    fmt, rows = read_rows(input_path)
-    if fmt != "txt":
-        problems = [f"{input_path}:{line}: {problem}" for line, row in rows
-                    if (problem := _row_problem(row, fields))]
-        if problems:
-            raise UserError(f"{len(problems)} bad row(s) in {input_path}; nothing was written:", problems[:50])
-    started = time.perf_counter()
-    index, stats = build_index(list(against), n, min_tokens, eval_field)
-    built = time.perf_counter()
-    result = scan(index, rows, fields)
-    scanned = time.perf_counter()
-
-    rejects = []
-    for line, row, match in result.dropped:
-        rejects.append({"rule": RULE, "reason": match.reason(), "line": line, **match.to_dict(), "record": row})
-    report = _report(input_path, out, paths, index, stats, rows, result, fields, eval_field,
-                     {"index": round(built - started, 3), "scan": round(scanned - built, 3)}, top)
-    try:  # each file whole or not at all (atomic_write); the kept rows last, so they never come without the rest
-        write_rows(paths["rejects"], "jsonl", rejects)
-        atomic_write(paths["report_json"], json.dumps(report, ensure_ascii=False, indent=2) + "\n")
-        atomic_write(paths["report_md"], report_markdown(report))
-        write_rows(out, fmt, result.kept)
-    except OSError as exc:
-        raise UserError(f"--out {out}: cannot write {exc.filename or out}: {exc.strerror or exc}. Fix: name a file "
-                        "in a folder you can write.") from None
-    return report
-
-
-def _report(input_path, out, paths, index, stats, rows, result, fields, eval_field, seconds, top) -> dict:
-    per_file = Counter(match.eval.file for _, _, match in result.dropped)
-    per_item = Counter((match.eval.file, match.eval.line) for _, _, match in result.dropped)
-    first_text = {}
-    for _, _, match in result.dropped:
-        first_text.setdefault((match.eval.file, match.eval.line), match.eval)
-    by_field = Counter(match.field.split("[")[0].split(".")[0] for _, _, match in result.dropped)
-    return {
-        "input": str(input_path), "output": str(out), "rejects": str(paths["rejects"]),
-        "n": index.n, "min_tokens": index.min_tokens, "fields": list(fields), "eval_field": eval_field,
-        "read": len(rows), "kept": len(result.kept), "dropped": len(result.dropped),
-        "dropped_by_field": dict(by_field.most_common()),
-        "eval_files": [{**s.to_dict(), "dropped": per_file.get(s.file, 0)} for s in stats],
-        "index_entries": len(index),
-        "top_eval_items": [{"eval": f"{file}:{line}", "field": first_text[file, line].field, "dropped": count,
-                            "text": _clip(first_text[file, line].text, 200)}
-                           for (file, line), count in per_item.most_common(top)],
-        "examples": [{"line": line, "reason": match.reason()} for line, _, match in result.dropped[:10]],
-        "seconds": seconds,
-    }
-
-
-def _clip(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def report_markdown(report: dict) -> str:
-    seconds = report["seconds"]
-    lines = [
-        "# Decontamination report", "",
-        f"`{report['input']}` against {len(report['eval_files'])} eval file(s): rows sharing a {report['n']}-gram "
-        f"(or a whole eval text of {report['min_tokens']}-{report['n'] - 1} tokens) with an eval item in "
-        f"{', '.join(report['fields'])} are dropped.", "",
-        "| read | kept | dropped |", "|---:|---:|---:|",
-        f"| {report['read']} | {report['kept']} | {report['dropped']} |", "",
-        f"Kept rows: `{report['output']}` · dropped rows with reasons: `{report['rejects']}` · index "
-        f"{report['index_entries']} entries, built in {seconds['index']} s, scan {seconds['scan']} s.",
-        "", "## Eval files", "",
-        "| file | items | texts | indexed (n-grams) | whole (short) | skipped (< min tokens) | index entries | "
-        "rows dropped |", "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for s in report["eval_files"]:
-        lines.append(f"| `{_cell(s['file'])}` | {s['items']} | {s['texts']} | {s['indexed']} | {s['whole']} | "
-                     f"{s['skipped_short']} | {s['ngrams']} | {s['dropped']} |")
-    if report["top_eval_items"]:
-        lines += ["", "## Most matched eval items", "", "| eval item | field | rows dropped | text |",
-                  "|---|---|---:|---|"]
-        lines += [f"| `{_cell(t['eval'])}` | {_cell(t['field'])} | {t['dropped']} | {_cell(_clip(t['text'], 120))} |"
-                  for t in report["top_eval_items"]]
-    if report["examples"]:
-        lines += ["", "## First drops", "", "| line | reason |", "|---:|---|"]
-        lines += [f"| {e['line']} | {_cell(e['reason'])} |" for e in report["examples"]]
-    return "\n".join(lines) + "\n"

@@ -197,6 +197,11 @@ def _funnel(stage: dict) -> list[dict]:
 
 # ---- rendering -------------------------------------------------------------------------------------------------
 
+def render(template: str, **context: Any) -> str:
+    """A template of report_templates/ with the report filters (md_cell, pct...): other commands' reports too."""
+    return _environment().get_template(template).render(context)
+
+
 def _environment() -> Environment:
     # Autoescape for everything but Markdown: rule reasons and records are model output, i.e. untrusted text.
     env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, trim_blocks=True,

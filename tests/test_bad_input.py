@@ -270,10 +270,10 @@ CONFIG_CASES = [
     ("set-into-a-value", None, ["seed.x=1"], ["--set 'seed.x=1': 'seed' is not a section"]),
     ("set-empty-seed-list", None, ["seeds=[]"], ["--set 'seeds=[]': key 'seeds': List should have at least 1 item"]),
     ("out-dir-is-a-file", None, ["out_dir={tmp}/taken"],
-     ["key 'out_dir': {tmp}/taken is a file; this key names the folder the run writes", "Fix: name a folder"]),
+     ["key 'out_dir': {tmp}/taken is a file, not the folder the run writes", "Fix: name a folder"]),
     ("out-dir-under-a-file", None, ["out_dir={tmp}/taken/run"], ["key 'out_dir': {tmp}/taken is a file, so"]),
     ("cache-is-a-directory", None, ["cache={tmp}/cachedir"],
-     ["key 'cache': {tmp}/cachedir is a folder; this key names the file the run writes"]),
+     ["key 'cache': {tmp}/cachedir is a folder, not the file the run writes"]),
 ]
 
 
