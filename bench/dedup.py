@@ -3,8 +3,10 @@
 The corpus is built from the project's own seed instructions: the seeds themselves, clauses of different seeds
 recombined, instructions written from templates of our own filled with topics, objects and constraints (many taken
 from the seeds), and seeded perturbations of earlier items (word drops, swaps, insertions, case and punctuation
-changes) — the near-duplicates a generator produces. Both dedups run greedily, in order, on the same prefixes; the
-kept index lists must be identical. Then FastRougeIndex alone runs on the larger sizes.
+changes) — the near-duplicates a generator produces — and long texts (65-300 tokens) followed by a longer text
+that holds all of one in order, scored right at the 0.7 boundary (where rapidfuzz's score cut-off was not exact).
+Both dedups run greedily, in order, on the same prefixes; the kept index lists must be identical. Then
+FastRougeIndex alone runs on the larger sizes.
 
     .venv/bin/python bench/dedup.py                       # reference on 500, 1000, 2000; fast on 20000, 50000
     .venv/bin/python bench/dedup.py --ref-sizes 500 --sizes 5000
@@ -140,7 +142,23 @@ def _perturb(text: str, rng: random.Random) -> str:
     return " ".join(words)
 
 
-def build_corpus(size: int, seed: int = 0, dup_rate: float = 0.12) -> list[str]:
+def _long_pair(out: list[str], rng: random.Random) -> list[str]:
+    """A long text (65-160 tokens: several earlier items run together) and, after it, a longer one that holds all of
+    it in order with extra words, sized so ROUGE-L F lands just above, at or just below 0.7 (2L/(L+m) vs 0.7): the
+    shape where rapidfuzz's score cut-off hid pairs (one text inside the other, longer than 64 tokens)."""
+    parts: list[str] = []
+    while len(" ".join(parts).split()) < rng.randint(65, 160):
+        parts.append(rng.choice(out))
+    short = " ".join(parts)
+    n = len(short.split())
+    m = int(n * (2 / 0.7 - 1)) + rng.choice([-1, 0, 1])  # F(n, m) = 2n/(n+m): just above, about at, just below 0.7
+    words = short.split()
+    while len(words) < m:
+        words.insert(rng.randrange(len(words) + 1), rng.choice(FILLERS + NUMBERS))
+    return [short, " ".join(words)]
+
+
+def build_corpus(size: int, seed: int = 0, dup_rate: float = 0.12, long_rate: float = 0.01) -> list[str]:
     seeds = [json.loads(line)["instruction"] for line in (REPO / "seeds" / "general.jsonl").open()]
     clauses = _clauses(seeds)
     rng = random.Random(seed)
@@ -162,10 +180,12 @@ def build_corpus(size: int, seed: int = 0, dup_rate: float = 0.12) -> list[str]:
     out = list(seeds)
     while len(out) < size:
         r = rng.random()
-        if r < dup_rate:  # a near-duplicate of something recent or of anything earlier
+        if r < long_rate:  # a long text and, right after it, a longer one holding it (see _long_pair)
+            out += _long_pair(out, rng)
+        elif r < long_rate + dup_rate:  # a near-duplicate of something recent or of anything earlier
             src = out[-rng.randint(1, min(200, len(out)))] if rng.random() < 0.5 else rng.choice(out)
             out.append(_perturb(src, rng))
-        elif r < dup_rate + 0.15:  # a seed clause recombined with a clause of another seed or a new task
+        elif r < long_rate + dup_rate + 0.15:  # a seed clause recombined with a clause of another seed or a new task
             other = rng.choice(clauses) if rng.random() < 0.3 else task()
             out.append(f"{rng.choice(clauses).rstrip('.?!')}, then {other[0].lower()}{other[1:]}")
         else:

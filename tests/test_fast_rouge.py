@@ -260,3 +260,82 @@ def test_score_is_rouge_scores_exactly(a, b):
 @given(st.lists(TEXT, max_size=12), st.sampled_from([0.0, 0.3, 0.5, 0.7, 0.9]))
 def test_dedup_greedy_property(texts, threshold):
     assert dedup_greedy(texts, threshold) == ref_greedy(texts, threshold)
+
+
+# -- long texts at the threshold: where rapidfuzz's score_cutoff is not exact ------------------------------------------
+# rapidfuzz 3.14.6's cdist(..., scorer=LCSseq.similarity, score_cutoff=c) returns 0 for some pairs longer than 64
+# tokens whose LCS equals c and the whole shorter text (one text inside the other, in order). The index asked for
+# LCS >= hidden + 1, so a pair scoring just above the threshold was kept. These tests hunt that class.
+
+ISSUE_A = ("HRQFCJHLCNIOALICFGKSOQASEQIDOQQAJEPPSGKSKPORIEIQCERGOQQMOPMLBNCFJLDQJOQBGMAMIAIIAKQRJDNJDKJASRQNGBGC"
+           "CGHRRCKCKAIPNRLSKFCSDHGBJAGMKG")
+ISSUE_B = ("HRQFCJHLCNIOALICFGKSOQASEQIDQQAJEPPGKSKPORIEIQEGOQQMOPMLBNCFJLDQJOQBGMAMIAIIAKQRJDNJKJASRQNGCCGHRR"
+           "CKCKAIPNRLSKFCSDHGBJAGMKG")
+LETTER_WORDS = [f"w{c}" for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"]
+
+
+def _words(letters: str) -> str:
+    return " ".join(f"w{c}" for c in letters)
+
+
+def _just_below(x: float) -> float:
+    import math
+
+    return math.nextafter(x, 0.0)
+
+
+def test_the_reported_rapidfuzz_pair_is_decided_like_rouge_score():
+    a, b = _words(ISSUE_A), _words(ISSUE_B)
+    score = ref(a, b)
+    assert score == rouge_l(a, b) and round(score, 4) == round(2 * 123 / (130 + 123), 4)
+    for first, second in ((a, b), (b, a)):
+        index = FastRougeIndex()
+        index.add(first)
+        assert index.exceeds(second, _just_below(score)) == (score, first)  # scores above: dropped
+        assert index.exceeds(second, score) is None  # scores exactly the threshold: kept
+        assert index.nearest(second) == (score, first)
+        assert dedup_greedy([first, second], _just_below(score)) == [0]
+
+
+def _contained_pair(rng: random.Random, n: int, m: int, vocab: list[str]) -> tuple[str, str]:
+    """A text of n tokens and one of m >= n tokens that holds all of it in order (the reported corpus shape)."""
+    short = [rng.choice(vocab) for _ in range(n)]
+    long = list(short)
+    for _ in range(m - n):
+        long.insert(rng.randrange(len(long) + 1), rng.choice(vocab))
+    return " ".join(short), " ".join(long)
+
+
+def test_a_long_text_holding_a_shorter_one_is_dropped_at_0_7():
+    """The reported case: a 129-token text holding all of an earlier 70-token text, F = 140/199 = 0.7035 > 0.7.
+    About 1 in 25 such pairs hid from the cut-off; 300 of them must all be dropped, as rouge-score drops them."""
+    rng = random.Random(11)
+    for trial in range(300):
+        vocab = LETTER_WORDS[: rng.choice([4, 8, 20, 26])]
+        short, long = _contained_pair(rng, 70, 129, vocab)
+        assert ref(short, long) == 140 / 199 or ref(short, long) > 0.7  # LCS 70 at least (the whole short text)
+        assert dedup_greedy([short, long], 0.7) == ref_greedy([short, long], 0.7) == [0], trial
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32), st.sampled_from([0, 0, 0, 1, 3, 6]), st.sampled_from(["above", "above", "at", "below"]))
+def test_long_nearly_contained_pairs_at_the_boundary(seed, edits, where):
+    """Long token sequences (65-300), one inside the other or nearly (a few tokens of the shorter one changed), with
+    the threshold exactly at the pair's score, just below it, or just above: the index decides as rouge-score.
+    Lengths and vocabulary come from a seeded RNG: Hypothesis's own integers crowd at the bounds (65, equal
+    lengths), where the cut-off never failed."""
+    rng = random.Random(seed)
+    n = rng.randint(65, 300)
+    short, long = _contained_pair(rng, n, min(300, int(n * rng.uniform(1.0, 1.9))), LETTER_WORDS[:rng.randint(2, 26)])
+    words = short.split()
+    for _ in range(edits):
+        words[rng.randrange(len(words))] = rng.choice(LETTER_WORDS)
+    short = " ".join(words)
+    score = ref(short, long)
+    threshold = {"above": _just_below(score), "at": score, "below": min(1.0, score + 1e-9)}[where]
+    for first, second in ((short, long), (long, short)):
+        index = FastRougeIndex()
+        index.add(first)
+        expected = (ref(first, second), first) if ref(first, second) > threshold else None
+        assert index.exceeds(second, threshold) == expected
+        assert dedup_greedy([first, second], threshold) == ref_greedy([first, second], threshold)

@@ -210,9 +210,10 @@ class FastRougeIndex:
         cands = cands[2 * precision * recall / (precision + recall) > threshold]
         if not cands.size:
             return None
-        # LCS <= hidden scores <= threshold, so rapidfuzz may give up on those (it reports 0 below score_cutoff).
-        lcs = process.cdist([self._encode(ids)], self._codes[cands], scorer=LCSseq.similarity, dtype=np.int32,
-                            score_cutoff=hidden + 1)[0]
+        # No score_cutoff: rapidfuzz 3.14.6 returns 0 for some pairs longer than 64 tokens whose LCS equals the
+        # cut-off and the whole shorter sequence (one text inside the other), which would hide a pair right at the
+        # threshold. The full bit-parallel LCS is no slower here (bench/dedup.py), and it is exact.
+        lcs = process.cdist([self._encode(ids)], self._codes[cands], scorer=LCSseq.similarity, dtype=np.int32)[0]
         keep = lcs > 0
         cands, lcs = cands[keep], lcs[keep]
         if not cands.size:
