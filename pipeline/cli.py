@@ -109,20 +109,31 @@ def dedup(
     input_path: Annotated[Path, typer.Argument(metavar="INPUT", help=".txt (one per line), .jsonl or .json array")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where the kept rows go (same format as INPUT).")],
     threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Drop if ROUGE-L F > this.")] = 0.7,
-    field: Annotated[str | None, typer.Option(help="JSON field to compare (default: instruction).")] = None,
+    on: Annotated[str | None, typer.Option(help="Rows (Alpaca, messages, sprout records): what to compare. all "
+                                           "(default): a near-duplicate is alike in instruction, input AND output; "
+                                           "instruction+input; instruction (Self-Instruct's task-level rule).")]
+    = None,
+    field: Annotated[str | None, typer.Option(help="Compare one JSON field instead (any JSON objects).")] = None,
     tokenizer: Annotated[str, typer.Option(help="rouge (as rouge-score) or unicode (for non-Latin text).")] = "rouge",
 ) -> None:
-    """Greedy ROUGE-L near-duplicate removal in file order, with exactly rouge-score's decisions."""
+    """Greedy ROUGE-L near-duplicate removal in file order, with exactly rouge-score's decisions (per field)."""
+    from sprout.filters.row_index import FIELDS
     from sprout.run_filter import run_dedup
 
     try:
         if tokenizer not in ("rouge", "unicode"):
             raise UserError(f"--tokenizer {tokenizer!r}: use rouge or unicode.")
-        result = run_dedup(input_path, out, threshold, field, tokenizer)
+        if on is not None and on not in FIELDS:
+            raise UserError(f"--on {on!r}: use {', '.join(FIELDS)}.")
+        result = run_dedup(input_path, out, threshold, field, tokenizer, on)
     except UserError as error:
         _fail(error)
+    compared = result["compared"]
+    compared = "+".join(compared) + (" (each field)" if len(compared) > 1 else "") if isinstance(compared, tuple) \
+        else compared
     print(f"read {result['read']}, kept {result['kept']}, dropped {result['dropped']} "
-          f"(ROUGE-L > {threshold}) in {result['seconds']:.2f} s -> {result['output']}; dropped: {result['rejects']}")
+          f"(ROUGE-L > {threshold} on {compared}) in {result['seconds']:.2f} s -> {result['output']}; dropped: "
+          f"{result['rejects']}")
 
 
 @app.command()
@@ -159,16 +170,20 @@ def decontaminate(
 @app.command("filter")
 def filter_(
     input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="Records or Alpaca rows (.jsonl / .json).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory (default: the config's out_dir).")]
+    = None,
     config: Annotated[Path, typer.Option("--config", "-c")] = Path("configs/filter.yaml"),
     set_: Annotated[list[str], typer.Option("--set", help="Override a config key: KEY=VALUE.")] = [],  # noqa: B006
 ) -> None:
-    """Run the whole filter stage over an existing dataset: kept rows, rejects with reasons, and the report."""
+    """Run the whole filter stage over an existing dataset (Alpaca rows, `messages` rows or sprout records): kept
+    rows (as records, and as you wrote them in kept.jsonl/.json), rejects with reasons, and the report."""
     from sprout.config import load_config
     from sprout.run_filter import FilterRunConfig, run_filter
     from sprout.summary import print_summary
 
+    options = {f"out_dir={out}": "--out"} if out else None
     try:
-        summary = run_filter(input_path, load_config(config, set_, model=FilterRunConfig),
+        summary = run_filter(input_path, load_config(config, set_, model=FilterRunConfig, options=options),
                              log=lambda message: console.print(message))
     except UserError as error:
         _fail(error)
@@ -179,6 +194,11 @@ def filter_(
 def evolve(
     input_path: Annotated[Path, typer.Option("--input", "-i", help="Alpaca rows or sprout records to evolve.")],
     rounds: Annotated[int | None, typer.Option(min=1, help="Evolution rounds (default: the config's).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory (default: the config's out_dir).")]
+    = None,
+    keep_original: Annotated[bool, typer.Option("--keep-original", help="Write the input rows to examples.jsonl "
+                                                "too, beside their evolutions (as WizardLM's data mixes them).")]
+    = False,
     config: Annotated[Path, typer.Option("--config", "-c")] = Path("configs/evolve.yaml"),
     set_: Annotated[list[str], typer.Option("--set", help="Override a config key: KEY=VALUE.")] = [],  # noqa: B006
     force: Annotated[bool, typer.Option(help="Discard an existing run in out_dir made by another config.")] = False,
@@ -188,7 +208,9 @@ def evolve(
     from sprout.run_evolve import EvolveRunConfig, run_evolve
     from sprout.summary import print_summary
 
-    options = {f"input={input_path}": "--input", **({f"evol_instruct.rounds={rounds}": "--rounds"} if rounds else {})}
+    options = {f"input={input_path}": "--input", **({f"evol_instruct.rounds={rounds}": "--rounds"} if rounds else {}),
+               **({f"out_dir={out}": "--out"} if out else {}),
+               **({"evol_instruct.keep_original=true": "--keep-original"} if keep_original else {})}
     try:
         cfg = load_config(config, set_, model=EvolveRunConfig, options=options)
         with progress_bar("rounds", cfg.evol_instruct.rounds) as (update, log):

@@ -10,6 +10,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from sprout.errors import UserError
+from sprout.filters.row_index import DedupOn
 from sprout.seeds import read_text
 
 
@@ -180,6 +181,9 @@ class FilterConfig(Strict):
     rouge_l_threshold: float = Field(0.7, ge=0, le=1)
     input_rouge_l_threshold: float = Field(0.7, ge=0, le=1, description="input_rouge_l: for synthesised inputs")
     rouge_tokenizer: Literal["rouge", "unicode"] = "rouge"
+    dedup_on: DedupOn = Field("instruction", description="what `rouge_l` compares: instruction (Self-Instruct's "
+                              "task-level rule), instruction+input, or all (instruction, input and output: rows are "
+                              "near-duplicates only when each field is)")
     max_instances_per_task: int = Field(5, gt=0)
     judges: list[Annotated[JudgeConfig, AfterValidator(_usable_judge)]] = Field(default_factory=list)
     # The opt-in `decontamination` rule (see pipeline/decontaminate.py): list it in a rule list to use it.

@@ -54,22 +54,51 @@ def write_rows(path: Path, fmt: str, rows: list[object]) -> None:
         atomic_write(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
-def read_records(path: Path) -> list[Record]:
-    """sprout records as they are; Alpaca rows become records whose lineage says where they came from."""
-    _, rows = read_rows(path)
+ROLES = ("system", "user", "assistant")
+
+
+def _messages_record(messages: object, source: Lineage) -> Record:
+    """A chat row as a record: the first user turn is the instruction, the last assistant turn the output, and what
+    lies between (a system turn, earlier turns) the input as `role: content` blocks, so every word is compared."""
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("messages: expected a non-empty list of {role, content} objects")
+    for k, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ROLES or not isinstance(
+                message.get("content"), str):
+            raise ValueError(f"messages[{k}]: expected {{role: system|user|assistant, content: string}}")
+    first_user = next((k for k, m in enumerate(messages) if m["role"] == "user"), None)
+    if first_user is None or not messages[first_user]["content"].strip():
+        raise ValueError("messages: no user turn with text")
+    answered = messages[-1]["role"] == "assistant" and first_user < len(messages) - 1
+    turns = messages[:-1] if answered else messages  # a row without a final answer keeps an empty output
+    context = [m for k, m in enumerate(turns) if k != first_user]
+    return Record(instruction=messages[first_user]["content"],
+                  input="\n\n".join(f"{m['role']}: {m['content']}" for m in context),
+                  output=messages[-1]["content"] if answered else "", lineage=source)
+
+
+def read_records(path: Path, rows: list[tuple[int, object]] | None = None) -> list[Record]:
+    """sprout records as they are; Alpaca rows and `messages` rows become records whose lineage says where they came
+    from (`input`, FILE:LINE). `rows` are the file's rows when the caller has read them already (read_rows)."""
+    _, rows = read_rows(path) if rows is None else (None, rows)
     records, problems = [], []
     for line, row in rows:
         try:
             if not isinstance(row, dict):
                 raise ValueError(f"expected a JSON object, got {type(row).__name__}")
+            source = Lineage(generator="input", operation=f"{Path(path).name}:{line}")
             if "lineage" in row:
                 records.append(Record.model_validate(row))
+            elif "messages" in row and "instruction" not in row:
+                records.append(_messages_record(row["messages"], source))
             else:
                 alpaca = {k: row.get(k, "") for k in ("instruction", "input", "output")}
+                if "instruction" not in row:
+                    raise ValueError(f"no `instruction` or `messages` field (has: {sorted(row)})")
                 if not isinstance(alpaca["instruction"], str) or not alpaca["instruction"].strip():
-                    raise ValueError("instruction: missing or empty")
-                # No task id: rows sharing an instruction are one task (max_instances, conflicting outputs).
-                source = Lineage(generator="input", operation=f"{Path(path).name}:{line}")
+                    raise ValueError("instruction: not a string, or empty")
+                # No task id: rows sharing an instruction are one task for the rules about tasks (max_instances,
+                # conflicting outputs); near-duplicates are judged row by row (filters.dedup_on).
                 records.append(Record(**alpaca, lineage=source))
         except ValidationError as exc:
             problems.append(f"{path}:{line}: {describe_errors(exc)}")

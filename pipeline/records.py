@@ -31,6 +31,11 @@ class Lineage(BaseModel):
     prompts: dict[str, str] = Field(default_factory=dict)  # prompt name -> content hash
     model: str | None = None
     sampling: dict[str, Any] = Field(default_factory=dict)
+    # Evol-Instruct: the evolution's root (the row it started from), every ancestor from the root on, and the
+    # operation of each step (this record's own last): the chain a person follows from a record back to its source.
+    root_id: str | None = None
+    chain: list[str] | None = None
+    operations: list[str] | None = None
 
 
 class Record(BaseModel):

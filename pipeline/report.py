@@ -19,13 +19,14 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from sprout.analytics import diversity
 from sprout.errors import UserError
+from sprout.filters.heavy_drops import heavy_drops
 from sprout.jsonl import atomic_write
 
 TEMPLATES = Path(__file__).with_name("report_templates")
 EXAMPLES_PER_RULE = 3
 MAX_CHARS = 300  # per string in drop_examples: enough to see what went wrong, small enough for 100 rules
 DERIVED = ("funnel", "per_generator", "per_operation", "evolution", "labels", "drop_examples", "totals",
-           "unreadable_lines", "diversity")
+           "unreadable_lines", "diversity", "warnings")
 EVOLVING = "evol_instruct"  # the generator whose rounds build on each other: its report shows each round
 
 
@@ -43,6 +44,7 @@ def build_report(run_dir: Path) -> dict:
     report = {key: value for key, value in loaded.items() if key not in DERIVED}
     stages = report.get("stages") or {}
     report["funnel"] = {name: _funnel(stage) for name, stage in stages.items()}
+    report["warnings"] = heavy_drops(stages, report.get("command", ""))
 
     unreadable: Counter[str] = Counter()
     accepted: Counter[str] = Counter()

@@ -25,6 +25,7 @@ from sprout.config import (
 from sprout.dataset_io import read_records
 from sprout.errors import UserError
 from sprout.filters.build import build_filters, build_stage, read_eval_files
+from sprout.filters.heavy_drops import heavy_drops
 from sprout.generators.evol_instruct import make_evolver
 from sprout.generators.flan_expansion import FlanExpansion, load_source
 from sprout.generators.self_instruct import SelfInstruct
@@ -54,6 +55,8 @@ class RunSummary:
     synthesis: list = field(default_factory=list)  # per task: label target, produced and accepted per mode
     flan: list = field(default_factory=list)  # per template set: rows, records, uses per template
     work: dict = field(default_factory=dict)  # units of work per generator (tasks grown, evolutions, pairs)
+    command: str = "data"  # the command that made the run: data, filter, evolve, synth, flan
+    warnings: list = field(default_factory=list)  # a rule that dropped most of what it checked, with the key to change
 
 
 class RunFiles:
@@ -220,8 +223,10 @@ def finish_run(summary: RunSummary, stages: dict, usage: dict, started: float) -
     """Counts, histogram, usage and time into report.json, then report.md and report.html beside it."""
     summary.seconds = round(time.monotonic() - started, 1)
     summary.stages = {name: asdict(stage.counts) for name, stage in stages.items()}
-    summary.histograms = {"rouge_l": histogram([s for stage in stages.values() for s in stage.rouge_scores()])}
+    scores = [s for stage in stages.values() for s in stage.rouge_scores()]
+    summary.histograms = {"rouge_l": histogram(scores)} if scores else {}
     summary.usage = usage
+    summary.warnings = heavy_drops(summary.stages, summary.command)
     atomic_write(Path(summary.out_dir) / "report.json", json.dumps(asdict(summary), indent=2) + "\n")
     write_reports(Path(summary.out_dir))
 

@@ -36,7 +36,7 @@ def run_evolve(config: EvolveRunConfig, force: bool = False, progress=None, log=
         started = time.monotonic()
         generator = make_evolver(evol, config.filters, sources, backends.get, config.seed,
                                  dedup_against=[r.instruction for r in sources])
-        summary = RunSummary(str(config.out_dir), seeds=len(sources), target=0)
+        summary = RunSummary(str(config.out_dir), seeds=len(sources), target=0, command="evolve")
         def after_round(round_no, result):
             summary.batches += 1
             if progress:

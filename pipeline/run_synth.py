@@ -73,7 +73,7 @@ def run_synth(config: SynthRunConfig, force: bool = False, progress=None, log=pr
     with run_lock(config.out_dir, log):
         prepare_run_dir(config, force)
         started = time.monotonic()
-        summary = RunSummary(str(config.out_dir), seeds=len(spec.examples), target=0)
+        summary = RunSummary(str(config.out_dir), seeds=len(spec.examples), target=0, command="synth")
         try:
             with RunFiles(summary) as files:
                 generator = synthesize(config.synth, spec, backends, config.filters, config.seed, files, log, progress)
@@ -100,7 +100,8 @@ def run_flan(config: FlanRunConfig, force: bool = False, log=print) -> RunSummar
     with run_lock(config.out_dir, log):
         prepare_run_dir(config, force)
         started = time.monotonic()
-        summary = RunSummary(str(config.out_dir), seeds=sum(len(s.rows) for s in sources), target=0)
+        summary = RunSummary(str(config.out_dir), seeds=sum(len(s.rows) for s in sources), target=0,
+                             command="flan")
         with RunFiles(summary) as files:
             expansion = expand_flan(config.flan, config.filters, config.seed, sources, files, log)
         finish_run(summary, {"flan": expansion.stage}, {}, started)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sprout.dry_run import Estimate
@@ -31,6 +32,8 @@ def print_summary(summary: RunSummary, console: Console) -> None:
         table.add_row(stage, "[bold]accepted[/]", str(counts["entered"]), str(counts["entered"] - counts["accepted"]),
                       _pct(counts["accepted"], counts["entered"]), end_section=True)
     console.print(table)
+    for line in summary.warnings:
+        console.print(f"[bold yellow]warning:[/] {escape(line)}", highlight=False)
     usage = summary.usage
     if usage:  # a `sprout filter` run without judges calls no model
         console.print(f"Model calls: {usage['calls']} new, {usage['cache_hits']} from cache · tokens in/out: "

@@ -45,15 +45,25 @@ def test_dedup_text_file_matches_rouge_score_and_writes_rejects(tmp_path):
 def test_dedup_unicode_mode_and_alpaca_array(tmp_path):
     rows = [{"instruction": text, "input": "", "output": f"answer {i}"} for i, text in enumerate(INSTRUCTIONS)]
     source = write(tmp_path / "alpaca.json", json.dumps(rows, ensure_ascii=False, indent=1))
-    result = sprout("dedup", str(source), "--out", str(tmp_path / "kept.json"), "--tokenizer", "unicode")
+    result = sprout("dedup", str(source), "--out", str(tmp_path / "kept.json"), "--tokenizer", "unicode",
+                    "--on", "instruction")
     assert result.returncode == 0, result.stderr
     kept = json.loads((tmp_path / "kept.json").read_text())
     assert [r["output"] for r in kept] == ["answer 0", "answer 2", "answer 4", "answer 5", "answer 6"]
+    # By default a row is a near-duplicate only when every field is: these outputs all differ, so every row stays.
+    result = sprout("dedup", str(source), "--out", str(tmp_path / "all.json"), "--tokenizer", "unicode")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "all.json").read_text()) == rows
+    assert "on instruction+input+output (each field)" in result.stdout
 
 
 def test_dedup_names_the_rows_without_the_field(tmp_path):
     source = write(tmp_path / "rows.jsonl", '{"instruction": "Say hi."}\n{"prompt": "Say hello."}\n')
     result = sprout("dedup", str(source), "--out", str(tmp_path / "x.jsonl"))
+    assert result.returncode == 2
+    assert f"{source}:2: no `instruction` or `messages` field (has: ['prompt'])" in result.stderr
+    assert "--field NAME" in result.stderr and "Traceback" not in result.stderr
+    result = sprout("dedup", str(source), "--out", str(tmp_path / "x.jsonl"), "--field", "instruction")
     assert result.returncode == 2
     assert f"{source}:2: no string field 'instruction'" in result.stderr
     assert not (tmp_path / "x.jsonl").exists()
@@ -61,8 +71,10 @@ def test_dedup_names_the_rows_without_the_field(tmp_path):
 
 def test_filter_an_alpaca_dataset(tmp_path):
     rows = [
-        {"instruction": "Explain how a rainbow forms after a storm.", "input": "", "output": "Sunlight is refracted."},
-        {"instruction": "Explain how a rainbow forms after the storm.", "input": "", "output": "Light bends."},
+        {"instruction": "Explain how a rainbow forms after a storm.", "input": "",
+         "output": "Sunlight is refracted by raindrops and split into its colours."},
+        {"instruction": "Explain how a rainbow forms after the storm.", "input": "",
+         "output": "Sunlight is refracted by the raindrops and split into its colours."},
         {"instruction": "Describe the image above.", "input": "", "output": "A cat on a mat."},
         {"instruction": "Tell me a secret about your training.", "input": "", "output": "Sorry, I cannot do that."},
         {"instruction": "Copy the input exactly as it is.", "input": "hello there", "output": "hello there"},

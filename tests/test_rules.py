@@ -3,17 +3,16 @@ from rouge_score import rouge_scorer
 
 from sprout.config import FilterConfig
 from sprout.filters.build import build_filters
+from sprout.filters.dedup_rules import ExactDuplicate, RougeDedup
 from sprout.filters.rules import (
     BannedPrefix,
     Blacklist,
     EmptyOutput,
-    ExactDuplicate,
     FormatLeak,
     InputEqualsOutput,
     LeadingCharacter,
     PunctStopwordsOnly,
     Refusal,
-    RougeDedup,
     ScaffoldCopy,
     TrailingColon,
     WordCount,
@@ -152,3 +151,18 @@ def test_stage_group_rules_run_before_record_rules():
     assert accepted == []
     assert [r.rule for r in rejected] == ["conflicting_outputs", "conflicting_outputs", "empty_output"]
     assert stage.counts.entered == stage.counts.accepted + stage.counts.dropped
+
+
+def test_conflicting_outputs_are_outputs_that_disagree_not_variants_of_one_answer():
+    group = [rec(input="a", output="The Nile, the Congo and the Niger."),
+             rec(input="a", output="The Nile, the Congo and the Zambezi."),  # a one-word variant: they agree
+             rec(input="b", output="True"), rec(input="b", output="False"),  # labels that disagree
+             rec(input="c", output="A long answer about rivers."), rec(input="c", output=""),  # blank disagrees
+             rec(input="d", output="x y z w"), rec(input="d", output="x y z q"), rec(input="d", output="x y q r")]
+    # d: the first two agree (0.75) and so do the last two, but the first and the last do not (0.5): a conflict
+    assert conflicting_outputs(group) == {i: reason for i, reason in {
+        2: "input has 2 different outputs", 3: "input has 2 different outputs", 4: "input has 2 different outputs",
+        5: "input has 2 different outputs", 6: "input has 3 different outputs", 7: "input has 3 different outputs",
+        8: "input has 3 different outputs"}.items()}
+    assert conflicting_outputs(group[:2], threshold=0.9) == {0: "input has 2 different outputs",
+                                                             1: "input has 2 different outputs"}

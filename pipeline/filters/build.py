@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from sprout.backends.base import Sampling
 from sprout.config import FilterConfig, JudgeConfig
 from sprout.decontaminate import cached_index
 from sprout.errors import UserError
 from sprout.filters import rules as r
+from sprout.filters.dedup_rules import ExactDuplicate, RougeDedup
 from sprout.filters.judge import JudgeRule
 from sprout.filters.stage import FilterStage
 from sprout.prompts import load_prompt
@@ -39,9 +41,9 @@ RECORD_RULES: dict[str, Callable[[FilterConfig], r.Rule]] = {
     "banned_prefix": lambda c: r.BannedPrefix(c.banned_prefixes),
     "leading_char": lambda c: r.LeadingCharacter(),
     "scaffold_copy": lambda c: r.ScaffoldCopy(c.scaffold_phrases),
-    "rouge_l": lambda c: r.RougeDedup(c.rouge_l_threshold, c.rouge_tokenizer, track_scores=True),
-    "input_rouge_l": lambda c: r.RougeDedup(c.input_rouge_l_threshold, c.rouge_tokenizer, track_scores=True,
-                                            field="input", name="input_rouge_l"),
+    "rouge_l": lambda c: RougeDedup(c.rouge_l_threshold, c.rouge_tokenizer, track_scores=True, dedup_on=c.dedup_on),
+    "input_rouge_l": lambda c: RougeDedup(c.input_rouge_l_threshold, c.rouge_tokenizer, track_scores=True,
+                                          field="input", name="input_rouge_l"),
     "empty_output": lambda c: r.EmptyOutput(),
     "input_equals_output": lambda c: r.InputEqualsOutput(),
     "trailing_colon": lambda c: r.TrailingColon(),
@@ -50,13 +52,14 @@ RECORD_RULES: dict[str, Callable[[FilterConfig], r.Rule]] = {
     "output_length": lambda c: r.WordCount("output", c.output_min_words, c.output_max_words, "output_length"),
     "refusal": lambda c: r.Refusal(c.refusal_phrases, c.refusal_max_words),
     "punct_stopwords_only": lambda c: r.PunctStopwordsOnly(),
-    "exact_duplicate": lambda c: r.ExactDuplicate(),
+    "exact_duplicate": lambda c: ExactDuplicate(),
 }
 # Opt-in record rules that need files named in the config (so none can be built from a default config).
 OPT_IN_RECORD_RULES: dict[str, Callable[[FilterConfig], r.Rule]] = {"decontamination": decontamination}
 GROUP_RULES: dict[str, Callable[[FilterConfig], Callable]] = {
     "max_instances": lambda c: r.max_instances(c.max_instances_per_task),
-    "conflicting_outputs": lambda c: r.conflicting_outputs,
+    "conflicting_outputs": lambda c: partial(r.conflicting_outputs, threshold=c.rouge_l_threshold,
+                                             mode=c.rouge_tokenizer),
     "duplicate_instance": lambda c: r.duplicate_instances,
 }
 

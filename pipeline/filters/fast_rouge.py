@@ -24,6 +24,8 @@ import re
 import unicodedata
 from array import array
 from collections import Counter
+from collections.abc import Collection
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -102,8 +104,28 @@ def _hidden(n: int, threshold: float) -> int:
     return h
 
 
+@dataclass
+class Query:
+    """A text's tokens as index ids, and the prefix (rarest tokens) that every entry above the threshold must share."""
+
+    ids: list[int]
+    counts: Counter[int]
+    hidden: int  # overlap an entry can reach without a prefix token and still score <= threshold
+    prefix: list[int]
+    rest: int  # overlap reachable through the tokens left out of the prefix
+    cost: int  # postings to read for the candidates: how selective this text is (less is more selective)
+
+    @property
+    def n(self) -> int:
+        return len(self.ids)
+
+
 class FastRougeIndex:
-    """Texts accepted so far, queried for their highest ROUGE-L F against a new text (same contract as RougeIndex)."""
+    """Texts accepted so far, queried for their highest ROUGE-L F against a new text (same contract as RougeIndex).
+
+    Entries are numbered in the order they were added (`add` returns the number). An entry can be `remove`d (a
+    record revoked after it got in) and a query can `exclude` entries (e.g. a record's own ancestors).
+    """
 
     # chr() ends at U+10FFFF and skips the surrogates: past this many distinct tokens, sequences become id tuples.
     _CHAR_IDS = 0x110000 - 0x800
@@ -118,16 +140,24 @@ class FastRougeIndex:
         self._texts: list[str] = []
         self._codes = np.empty(64, dtype=object)  # entry -> its id sequence, as rapidfuzz input
         self._lengths = np.zeros(64, dtype=np.int64)  # entry -> token count
+        self._removed: set[int] = set()
 
     def __len__(self) -> int:
-        return len(self._texts)
+        return len(self._texts) - len(self._removed)
 
     # -- building -------------------------------------------------------------------------------------------------
 
-    def add(self, text: str) -> None:
-        self._add_tokens(text, tokenize(text, self.mode))
+    def add(self, text: str) -> int:
+        return self._add_tokens(text, tokenize(text, self.mode))
 
-    def _add_tokens(self, text: str, tokens: list[str]) -> None:
+    def remove(self, entry: int) -> None:
+        """Take an entry out of every later query (its postings stay; it is skipped where it turns up)."""
+        self._removed.add(entry)
+
+    def text(self, entry: int) -> str:
+        return self._texts[entry]
+
+    def _add_tokens(self, text: str, tokens: list[str]) -> int:
         vocab, postings = self._vocab, self._postings
         ids = []
         for tok in tokens:
@@ -150,6 +180,7 @@ class FastRougeIndex:
         self._texts.append(text)
         self._codes[k] = self._encode(ids)
         self._lengths[k] = len(ids)
+        return k
 
     def _encode(self, ids: list[int]) -> str | tuple[int, ...]:
         if self._tuples:
@@ -159,10 +190,15 @@ class FastRougeIndex:
 
     # -- querying -------------------------------------------------------------------------------------------------
 
-    def exceeds(self, text: str, threshold: float) -> tuple[float, str] | None:
-        """(highest score, its text) if some entry scores > threshold — earliest entry on ties — else None."""
-        hit = self._search(tokenize(text, self.mode), threshold)
+    def exceeds(self, text: str, threshold: float, exclude: Collection[int] = ()) -> tuple[float, str] | None:
+        """(highest score, its text) if some entry scores > threshold — earliest entry on ties — else None.
+        Entries in `exclude` are left out."""
+        hit = self._search(tokenize(text, self.mode), threshold, exclude)
         return None if hit is None else (hit[0], self._texts[hit[1]])
+
+    def exceeds_entry(self, text: str, threshold: float, exclude: Collection[int] = ()) -> tuple[float, int] | None:
+        """As `exceeds`, with the entry's number instead of its text."""
+        return self._search(tokenize(text, self.mode), threshold, exclude)
 
     def nearest(self, text: str) -> tuple[float, str | None]:
         """Exact highest score over all entries and the first entry reaching it; (0.0, None) if none shares a token.
@@ -177,8 +213,9 @@ class FastRougeIndex:
                 return hit[0], self._texts[hit[1]]
         return 0.0, None
 
-    def _search(self, tokens: list[str], threshold: float) -> tuple[float, int] | None:
-        """(best score, first entry with it) among entries scoring > threshold, or None."""
+    def query(self, tokens: list[str], threshold: float) -> Query | None:
+        """The prefix a search needs, or None when no entry can score above `threshold` (no tokens, empty index, or
+        too few of the text's tokens are in the index at all)."""
         if threshold < 0:
             raise ValueError("threshold must be >= 0 (every pair scores >= 0)")
         n = len(tokens)
@@ -192,34 +229,58 @@ class FastRougeIndex:
         rest = sum(counts.values())  # overlap still reachable through tokens not (yet) looked up
         if rest <= hidden:
             return None
-        prefix = []
+        prefix, cost = [], 0
         for i in sorted(counts, key=lambda i: len(postings[i])):  # rarest first: shortest posting lists
             if rest <= hidden:
                 break
             prefix.append(i)
             rest -= counts[i]
+            cost += len(postings[i]) * counts[i]
+        return Query(ids, counts, hidden, prefix, rest, cost)
+
+    def candidates(self, query: Query, threshold: float) -> np.ndarray:
+        """Entries (ascending) whose LCS bound lets them score above `threshold`: a superset of those that do."""
+        postings, counts, n = self._postings, query.counts, query.n
         # Every entry that can exceed the threshold holds a prefix token; count, per entry, the overlap through them
         # (a token the query holds c times goes in c times: the entry's share of it is at most c). b"".join copies,
         # so no buffer export outlives the call and the arrays can still grow.
-        hits = np.frombuffer(b"".join([postings[i] for i in prefix for _ in range(counts[i])]), dtype=np.intc)
+        hits = np.frombuffer(b"".join([postings[i] for i in query.prefix for _ in range(counts[i])]), dtype=np.intc)
         cands, overlap = np.unique(hits, return_counts=True)
         lengths = self._lengths[cands]
         # Upper bound on LCS: prefix overlap + what the other tokens could add, and never more than either length.
-        bound = np.minimum(np.minimum(overlap + rest, lengths), n)
+        bound = np.minimum(np.minimum(overlap + query.rest, lengths), n)
         precision, recall = bound / n, bound / lengths
         cands = cands[2 * precision * recall / (precision + recall) > threshold]
+        if self._removed and cands.size:
+            cands = cands[[int(c) not in self._removed for c in cands]]
+        return cands
+
+    def scores(self, query: Query, cands: np.ndarray) -> np.ndarray:
+        """Exact ROUGE-L F of the query (rouge-score's prediction) against each entry (its target)."""
         if not cands.size:
-            return None
+            return np.zeros(0)
         # No score_cutoff: rapidfuzz 3.14.6 returns 0 for some pairs longer than 64 tokens whose LCS equals the
         # cut-off and the whole shorter sequence (one text inside the other), which would hide a pair right at the
         # threshold. The full bit-parallel LCS is no slower here (bench/dedup.py), and it is exact.
-        lcs = process.cdist([self._encode(ids)], self._codes[cands], scorer=LCSseq.similarity, dtype=np.int32)[0]
-        keep = lcs > 0
-        cands, lcs = cands[keep], lcs[keep]
+        lcs = process.cdist([self._encode(query.ids)], self._codes[cands], scorer=LCSseq.similarity,
+                            dtype=np.int32)[0]
+        precision, recall = lcs / query.n, lcs / np.maximum(self._lengths[cands], 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scores = 2 * precision * recall / (precision + recall)
+        return np.where(lcs > 0, scores, 0.0)
+
+    def _search(self, tokens: list[str], threshold: float, exclude: Collection[int] = ()
+                ) -> tuple[float, int] | None:
+        """(best score, first entry with it) among entries scoring > threshold, or None."""
+        query = self.query(tokens, threshold)
+        if query is None:
+            return None
+        cands = self.candidates(query, threshold)
+        if exclude and cands.size:
+            cands = cands[[int(c) not in exclude for c in cands]]
         if not cands.size:
             return None
-        precision, recall = lcs / n, lcs / self._lengths[cands]  # the entry is rouge-score's target, the query
-        scores = 2 * precision * recall / (precision + recall)  # its prediction, as RougeDedup calls it
+        scores = self.scores(query, cands)
         best = int(np.argmax(scores))  # first maximum; cands ascend, so the earliest entry wins ties
         if not scores[best] > threshold:
             return None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sprout.decontaminate import DecontaminationIndex
-from sprout.filters.fast_rouge import FastRougeIndex
+from sprout.filters.fast_rouge import rouge_l
 from sprout.records import Record
 
 STOPWORDS = frozenset(
@@ -45,6 +45,9 @@ class Rule:
     def recheck(self, record: Record) -> str | Drop | None:
         """Check again, for a candidate a batch rule (judge) kept; stateful rules may see new acceptances."""
         return self.check(record)
+
+    def forget(self, record: Record) -> None:
+        """Unlearn an accepted record that was revoked later (stateful rules)."""
 
 
 class WordCount(Rule):
@@ -112,62 +115,6 @@ class ScaffoldCopy(Rule):
         text = record.instruction.lower()
         hit = next((p for p in self.phrases if p in text), None)
         return f"mentions the scaffold {hit!r}" if hit else None
-
-
-class RougeDedup(Rule):
-    """Keep a record only if the ROUGE-L F of its `field` (the instruction by default) against every seed and
-    accepted one is <= threshold.
-
-    Exact: the same decisions as `rouge-score` (see fast_rouge.py). With `track_scores`, every checked candidate's
-    nearest-neighbour score also lands in `scores`, for the report's histogram.
-    """
-
-    name = "rouge_l"
-    stateful = True
-
-    def __init__(self, threshold: float, mode: str = "rouge", track_scores: bool = False,
-                 field: str = "instruction", name: str = "rouge_l"):
-        self.threshold, self.field, self.name = threshold, field, name
-        self.index = FastRougeIndex(mode)
-        self.scores: list[float] | None = [] if track_scores else None
-
-    def check(self, record: Record) -> Drop | None:
-        text = getattr(record, self.field)
-        hit = self.index.exceeds(text, self.threshold)
-        if self.scores is not None:
-            self.scores.append(hit[0] if hit else self.index.nearest(text)[0])
-        return self._drop(hit)
-
-    def recheck(self, record: Record) -> Drop | None:
-        return self._drop(self.index.exceeds(getattr(record, self.field), self.threshold))  # scored once, in check()
-
-    def _drop(self, hit: tuple[float, str] | None) -> Drop | None:
-        if hit:
-            what = "ROUGE-L" if self.field == "instruction" else f"{self.field} ROUGE-L"
-            return Drop(f"{what} {hit[0]:.3f} > {self.threshold} with {hit[1]!r}", score=hit[0])
-        return None
-
-    def accepted(self, record: Record) -> None:
-        self.index.add(getattr(record, self.field))
-
-
-class ExactDuplicate(Rule):
-    """The same (instruction, input, output) as a record accepted earlier anywhere in the run."""
-
-    name = "exact_duplicate"
-    stateful = True
-
-    def __init__(self) -> None:
-        self.seen: set[tuple[str, str, str]] = set()
-
-    def _key(self, record: Record) -> tuple[str, str, str]:
-        return record.instruction.strip(), record.input.strip(), record.output.strip()
-
-    def check(self, record: Record) -> str | None:
-        return "exact duplicate of an accepted record" if self._key(record) in self.seen else None
-
-    def accepted(self, record: Record) -> None:
-        self.seen.add(self._key(record))
 
 
 class EmptyOutput(Rule):
@@ -266,13 +213,28 @@ class Decontamination(Rule):
         return None
 
 
-def conflicting_outputs(records: list[Record]) -> dict[int, str]:
-    """Group rule: one input with different outputs is ambiguous, so every instance with that input goes."""
-    outputs: dict[tuple[str, str], set[str]] = defaultdict(set)
+def conflicting_outputs(records: list[Record], threshold: float = 0.7, mode: str = "rouge") -> dict[int, str]:
+    """Group rule: one input (of one task) with outputs that disagree is ambiguous, so every instance with that input
+    goes. Outputs agree when they are near-duplicates (ROUGE-L F > threshold, as the dedup rules judge them; two
+    blanks agree): "True" and "False" disagree, a one-word variant of the same answer does not (dedup keeps its
+    first copy instead of losing both)."""
+    outputs: dict[tuple[str, str], list[str]] = defaultdict(list)
     for record in records:
-        outputs[record.instruction.strip(), record.input.strip()].add(record.output.strip())
-    return {i: f"input has {len(outputs[r.instruction.strip(), r.input.strip()])} different outputs"
-            for i, r in enumerate(records) if len(outputs[r.instruction.strip(), r.input.strip()]) > 1}
+        seen = outputs[record.instruction.strip(), record.input.strip()]
+        if record.output.strip() not in seen:
+            seen.append(record.output.strip())
+    conflicts = {key: len(seen) for key, seen in outputs.items() if len(seen) > 1 and _disagree(seen, threshold, mode)}
+    return {i: f"input has {conflicts[key]} different outputs" for i, r in enumerate(records)
+            if (key := (r.instruction.strip(), r.input.strip())) in conflicts}
+
+
+def _disagree(outputs: list[str], threshold: float, mode: str) -> bool:
+    """Some two of these distinct outputs are not near-duplicates (the first pair found ends the search)."""
+    for i, first in enumerate(outputs):
+        for second in outputs[i + 1:]:
+            if not first or not second or rouge_l(first, second, mode) <= threshold:
+                return True
+    return False
 
 
 def duplicate_instances(records: list[Record]) -> dict[int, str]:

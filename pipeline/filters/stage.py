@@ -131,13 +131,12 @@ class FilterStage:
         self.counts.tally(drop.rule, checked=0 if drop.rule in self._registered else 1, dropped=1)
         return Rejection(rule=drop.rule, reason=drop.reason, record=record, score=drop.score)
 
-    def seed_dedup(self, texts: list[str], field: str = "instruction") -> None:
-        """Start the pool of every dedup rule on `field` with these texts (e.g. the seed instructions): candidates
-        must differ from them."""
+    def seed_dedup(self, items: list, field: str = "instruction") -> None:
+        """Start the pool of every dedup rule on `field` with these (e.g. the seed instructions): candidates must
+        differ from them. Records (rather than texts) are named by their ids, so their evolutions can skip them."""
         for rule in self.rules:
-            if hasattr(rule, "index") and getattr(rule, "field", "instruction") == field:
-                for text in dict.fromkeys(texts):
-                    rule.index.add(text)
+            if hasattr(rule, "seed") and (getattr(rule, "field", None) or "instruction") == field:
+                rule.seed(dict.fromkeys(items) if items and isinstance(items[0], str) else items)
 
     def rouge_scores(self) -> list[float]:
         """Nearest-neighbour ROUGE-L of every candidate the dedup rule checked (the report's histogram)."""
@@ -150,7 +149,10 @@ class FilterStage:
         return Rejection(rule=rule, reason=reason, record=record)
 
     def revoke(self, rule: str, reason: str, record: Record) -> Rejection:
-        """Turn an accepted record into a reject decided later (e.g. its task went over the target)."""
+        """Turn an accepted record into a reject decided later (e.g. its task went over the target); the dedup
+        rules forget it, so it blocks no later candidate."""
+        for stateful in self.rules:
+            stateful.forget(record)
         self.counts.accepted -= 1
         self.counts.tally(rule, checked=1, dropped=1)
         return Rejection(rule=rule, reason=reason, record=record)
