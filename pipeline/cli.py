@@ -43,7 +43,7 @@ def _fail(error: UserError) -> None:
 
 
 @contextmanager
-def progress_bar(label: str, total: int):
+def progress_bar(label: str, total: int | None):
     """A progress bar with ETA on stderr; yields (update(done, total), log(message)) for a run function.
 
     The bar is drawn at the first update or log line, not before: a run refused while it reads its inputs prints
@@ -59,7 +59,7 @@ def progress_bar(label: str, total: int):
         return bar
 
     try:
-        yield ((lambda done, _total: shown().update(task, completed=done)),
+        yield ((lambda done, total: shown().update(task, completed=done, total=total)),
                (lambda *args, **kwargs: shown().console.print(*args, **kwargs)))
     finally:
         if bar.live.is_started:
@@ -213,7 +213,7 @@ def evolve(
                **({"evol_instruct.keep_original=true": "--keep-original"} if keep_original else {})}
     try:
         cfg = load_config(config, set_, model=EvolveRunConfig, options=options)
-        with progress_bar("rounds", cfg.evol_instruct.rounds) as (update, log):
+        with progress_bar("attempts", None) as (update, log):
             summary = run_evolve(cfg, force=force, progress=update, log=log)
     except UserError as error:
         _fail(error)

@@ -226,8 +226,14 @@ class EvolInstructConfig(Strict):
     source: Literal["pool", "seeds", "file"] = Field(
         "pool", description="in `sprout data`: the grown tasks, the seed tasks, or `input` (sprout evolve: --input)")
     input: Path | None = None
-    rounds: int = Field(4, gt=0)
-    per_round: int = Field(8, gt=0, description="instructions evolved per round (the rest wait their turn)")
+    rounds: int = Field(4, gt=0, description="generations: each round gives every row one evolution attempt")
+    per_round: int | None = Field(None, gt=0, description="optional cap on attempts per round, for sampling a big "
+                                  "dataset: a seeded sample of this many rows is evolved, the rest are left out "
+                                  "(and counted); null = every row, as the paper")
+    step_rows: int = Field(64, gt=0, description="rows attempted together within a round: a step's answers are "
+                           "cached and its lines written at once, so a killed run loses at most one step")
+    keep_original: bool = Field(False, description="sprout evolve: write the input rows too, beside their "
+                                "evolutions (as WizardLM's data mixes them)")
     operations: Annotated[dict[str, float], AfterValidator(_known_operations)] = Field(
         default_factory=lambda: dict.fromkeys(EVOL_OPERATIONS, 1.0))
     sampling: SamplingConfig = SamplingConfig(temperature=0.7, top_p=0.9, max_tokens=160)

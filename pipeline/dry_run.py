@@ -38,12 +38,17 @@ def sample_config(config: DataConfig, share: float, out_dir: Path) -> DataConfig
     return config.model_copy(update={"out_dir": out_dir, "generators": generators.model_copy(update=updates)})
 
 
-def full_work(config: DataConfig) -> dict[str, float]:
-    """Units of work the full run is configured for (planned: a real run may stop short of them)."""
+def full_work(config: DataConfig, evol_rows: int = 0) -> dict[str, float]:
+    """Units of work the full run is configured for (planned: a real run may stop short of them). Evol-Instruct
+    attempts every row each round: its rows are the tasks grown (Self-Instruct's target), or `evol_rows` (the
+    seeds or the file, as many in the sample as in the full run), capped by per_round."""
     generators = config.generators
     evol = generators.evol_instruct
+    rows = (generators.self_instruct.target if evol.source == "pool" else evol_rows) if evol else 0
+    if evol and evol.per_round is not None:
+        rows = min(rows, evol.per_round)
     return {"self_instruct": generators.self_instruct.target,
-            "evol_instruct": evol.rounds * evol.per_round if evol else 0,
+            "evol_instruct": evol.rounds * rows if evol else 0,
             "pair_synthesis": sum(p.n for p in generators.pair_synthesis)}
 
 
@@ -52,7 +57,7 @@ def estimate(config: DataConfig, share: float = 0.1, log=print) -> Estimate:
 
     with tempfile.TemporaryDirectory(prefix="sprout-dry-run-") as folder:
         summary = run_data(sample_config(config, share, Path(folder) / "sample"), force=True, log=log)
-    full = full_work(config)
+    full = full_work(config, (summary.evol_rounds.get("outcome") or {}).get("rows", 0))
     scale = {g: full[g] / summary.work[g] for g in full if summary.work.get(g)}
     overall = sum(full.values()) / max(1, sum(summary.work.values()))
     owner = {f"judge:{judge.name}": "self_instruct" for judge in config.filters.judges}  # as judges log usage

@@ -55,6 +55,7 @@ class RunSummary:
     synthesis: list = field(default_factory=list)  # per task: label target, produced and accepted per mode
     flan: list = field(default_factory=list)  # per template set: rows, records, uses per template
     work: dict = field(default_factory=dict)  # units of work per generator (tasks grown, evolutions, pairs)
+    evol_rounds: dict = field(default_factory=dict)  # Evol-Instruct: each round's fates, every input row's outcome
     command: str = "data"  # the command that made the run: data, filter, evolve, synth, flan
     warnings: list = field(default_factory=list)  # a rule that dropped most of what it checked, with the key to change
 
@@ -95,21 +96,38 @@ def _has_backend_errors(rejected: Path) -> bool:
         return any(line.startswith(b'{"rule": "backend_error"') for line in handle)
 
 
+SHIPPED_SEEDS = Path(__file__).resolve().parent.parent / "seeds" / "general.jsonl"
+
+
 def check_seed_counts(seeds, si: SelfInstructConfig, paths) -> None:
-    """Self-Instruct shows `in_context` seeds per prompt and `instance_examples` seeds of each kind (classification
-    or not) per instance prompt: a seed set too small for that is an error now, before anything is written."""
-    kinds = {flag: sum(s.is_classification == flag for s in seeds) for flag in (True, False)}
-    short = []
+    """Self-Instruct shows `in_context` of the user's seed tasks per proposal prompt: a seed set too small for that
+    is an error now, before anything is written. (Worked examples of a kind the seeds lack are borrowed instead:
+    see worked_examples.)"""
     if len(seeds) < si.in_context:
-        short.append(f"{len(seeds)} seed tasks, but generators.self_instruct.in_context is {si.in_context}")
-    for flag, name in ((True, "classification"), (False, "non-classification")):
-        if kinds[flag] < si.instance_examples:
-            short.append(f"{kinds[flag]} {name} seed tasks, but generators.self_instruct.instance_examples is "
-                         f"{si.instance_examples}")
-    if short:
         files = ", ".join(str(p) for p in paths)
-        raise UserError(f"{files}: too few seeds for Self-Instruct's prompts: {'; '.join(short)}. Fix: add seed "
-                        "tasks, or lower those keys.")
+        raise UserError(f"{files}: too few seeds for Self-Instruct's prompts: {len(seeds)} seed tasks, but "
+                        f"generators.self_instruct.in_context is {si.in_context}. Fix: add seed tasks, or lower "
+                        "that key.")
+
+
+def worked_examples(seeds, si: SelfInstructConfig, log) -> list:
+    """The tasks shown as worked examples to the classification judge and the instance prompts: the user's seeds,
+    topped up from sprout's own shipped seeds for a kind they have too few of (an Alpaca seed file has no
+    classification tasks at all). The user's seeds stay the only ones shown in proposal prompts and in the dedup
+    pool."""
+    needed = {True: max(si.instance_examples, si.classify_examples // 2),
+              False: max(si.instance_examples, si.classify_examples - si.classify_examples // 2)}
+    examples = list(seeds)
+    for flag, name in ((True, "classification"), (False, "non-classification")):
+        have = [s for s in seeds if s.is_classification == flag]
+        if len(have) >= needed[flag]:
+            continue
+        shipped = [s for s in load_seeds([SHIPPED_SEEDS]) if s.is_classification == flag and s not in seeds]
+        borrowed = shipped[: needed[flag] - len(have)]
+        examples += borrowed
+        log(f"seeds: {len(have)} {name} seed tasks; {len(borrowed)} of sprout's own ({SHIPPED_SEEDS.name}) are "
+            f"borrowed as worked examples for the classification judge and the {name} instance prompts.")
+    return examples
 
 
 def prepare_run_dir(config: DataConfig, force: bool) -> None:
@@ -188,13 +206,25 @@ class Backends:
             backend.close()
 
 
-def evolve_rounds(evolver, rounds: int, files: RunFiles, after_round=None) -> None:
-    """Run Evol-Instruct's rounds, appending survivors and eliminations to the run's files as each round ends."""
+def evolve_rounds(evolver, rounds: int, files: RunFiles, log, after_round=None, step_done=None) -> None:
+    """Run Evol-Instruct's generations, appending each round's survivors and eliminations (one line per attempt) to
+    the run's files as the round ends; each round's fates and every input row's outcome go into the summary."""
+    if evolver.left_out:
+        log(f"Evol-Instruct: per_round={evolver.config.per_round} evolves a sample of {len(evolver.generation)} "
+            f"rows; {len(evolver.left_out)} of the input are left out.")
     for round_no in range(rounds):
-        result = evolver.run_round(round_no)
-        files.write(result.records, result.rejections)
+        for part in evolver.steps(round_no):
+            files.write(part.records, part.rejections)
+            if step_done:
+                step_done(evolver.done_attempts, rounds * len(evolver.generation))
+        fates = evolver.rounds[-1]
+        eliminated = ", ".join(f"{rule} {n}" for rule, n in fates["eliminated"].items()) or "none"
+        log(f"Evol-Instruct round {round_no + 1}/{rounds}: {fates['attempted']} attempts, {fates['evolved']} "
+            f"evolved, eliminated: {eliminated}" + (f"; {fates['retried_next_round']} retried next round"
+                                                    if fates["retried_next_round"] else ""))
+        files.summary.evol_rounds = {"rounds": evolver.rounds, "outcome": evolver.outcome()}
         if after_round:
-            after_round(round_no, result)
+            after_round(round_no)
 
 
 def priced(usage: dict, prices: dict[str, PriceConfig | None]) -> dict:
@@ -232,8 +262,9 @@ def finish_run(summary: RunSummary, stages: dict, usage: dict, started: float) -
 
 
 def _evolve_pool(config, grower, seeds, file_sources, backends, files: RunFiles, log):
-    """Evol-Instruct over the tasks Self-Instruct grew (one example each), deduplicated against the seeds and
-    everything accepted; its survivors and eliminations land in the same files."""
+    """Evol-Instruct over the tasks Self-Instruct grew (one example each; or the seeds, or a file), every row each
+    round, deduplicated against the seeds, the sources and everything accepted; its survivors and eliminations land
+    in the same files."""
     evol = config.generators.evol_instruct
     if evol is None:
         return None
@@ -246,11 +277,12 @@ def _evolve_pool(config, grower, seeds, file_sources, backends, files: RunFiles,
         for record in grower.accepted_records:
             first_of_task.setdefault(record.lineage.task_id, record)
         sources = list(first_of_task.values())
+    known = {r.instruction for r in sources}
     evolver = make_evolver(evol, config.filters, sources, backends.get, config.seed,
-                           dedup_against=[s.instruction for s in seeds] + [r.instruction for r in sources])
-    evolve_rounds(evolver, evol.rounds, files, lambda n, result: log(
-        f"Evol-Instruct round {n + 1}/{evol.rounds}: {len(result.records)} evolved, "
-        f"{len(result.rejections)} eliminated"))
+                           dedup_against=sources + [s.instruction for s in seeds if s.instruction not in known])
+    if evol.keep_original and evol.source != "pool":  # the grown tasks are in examples.jsonl already
+        files.write(sources)
+    evolve_rounds(evolver, evol.rounds, files, log)
     return evolver
 
 
@@ -307,7 +339,8 @@ def run_data(config: DataConfig, force: bool = False, progress=None, log=print) 
         backend = backends.get()
         filters = build_filters(config.filters, [s.instruction for s in seeds], backends.get)
         si_config = config.generators.self_instruct
-        generator = SelfInstruct(si_config, seeds, backend, filters, config.seed)
+        generator = SelfInstruct(si_config, seeds, backend, filters, config.seed,
+                                 worked_examples(seeds, si_config, log))
         summary = RunSummary(str(config.out_dir), len(seeds), si_config.target)
         try:
             with RunFiles(summary) as files:

@@ -34,18 +34,19 @@ def run_evolve(config: EvolveRunConfig, force: bool = False, progress=None, log=
     with run_lock(config.out_dir, log):
         prepare_run_dir(config, force)
         started = time.monotonic()
-        generator = make_evolver(evol, config.filters, sources, backends.get, config.seed,
-                                 dedup_against=[r.instruction for r in sources])
+        generator = make_evolver(evol, config.filters, sources, backends.get, config.seed, dedup_against=sources)
         summary = RunSummary(str(config.out_dir), seeds=len(sources), target=0, command="evolve")
-        def after_round(round_no, result):
+
+        def after_round(round_no):
             summary.batches += 1
-            if progress:
-                progress(round_no + 1, evol.rounds)
 
         try:
             with RunFiles(summary) as files:
-                evolve_rounds(generator, evol.rounds, files, after_round)
+                if evol.keep_original:
+                    files.write(sources)
+                evolve_rounds(generator, evol.rounds, files, log, after_round, step_done=progress)
         finally:
             backends.close()
+        summary.work = {"evol_instruct": generator.attempted}
         finish_run(summary, {"evolutions": generator.stage}, backends.usage(), started)
     return summary

@@ -32,6 +32,8 @@ def print_summary(summary: RunSummary, console: Console) -> None:
         table.add_row(stage, "[bold]accepted[/]", str(counts["entered"]), str(counts["entered"] - counts["accepted"]),
                       _pct(counts["accepted"], counts["entered"]), end_section=True)
     console.print(table)
+    if summary.evol_rounds:
+        print_generations(summary.evol_rounds, console)
     for line in summary.warnings:
         console.print(f"[bold yellow]warning:[/] {escape(line)}", highlight=False)
     usage = summary.usage
@@ -50,6 +52,23 @@ def print_summary(summary: RunSummary, console: Console) -> None:
                           f"{cost['currency']} saved by the cache{unpriced}", highlight=False)
     console.print(f"Outputs: {summary.out_dir}/examples.jsonl · rejected.jsonl · report.json · report.md · "
                   "report.html")
+
+
+def print_generations(evol: dict, console: Console) -> None:
+    """Evol-Instruct: each round's attempts and what became of them, and every input row's outcome."""
+    table = Table(title="Evol-Instruct generations (one attempt per row per round)", title_justify="left")
+    for column in ("round", "attempts", "evolved", "eliminated by", "retried next round", "left out"):
+        table.add_column(column, justify="left" if column == "eliminated by" else "right")
+    for row in evol["rounds"]:
+        eliminated = ", ".join(f"{rule} {n}" for rule, n in row["eliminated"].items()) or "-"
+        table.add_row(str(row["round"]), str(row["attempted"]), str(row["evolved"]), eliminated,
+                      str(row["retried_next_round"]), str(row["left_out"]))
+    console.print(table)
+    outcome = evol["outcome"]
+    spread = ", ".join(f"{times} rounds: {n}" for times, n in outcome["evolved_in_rounds"].items())
+    left = f"; {outcome['left_out']} left out by per_round (never attempted)" if outcome["left_out"] else ""
+    console.print(f"Input rows: {outcome['rows']}, by the number of the {outcome['rounds']} rounds their line "
+                  f"evolved in: {spread}{left}", highlight=False)
 
 
 def _round(value: float) -> str:

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from sprout.records import Record
+from sprout.seeds import load_seeds
 from tests.test_cli import sprout
 
 pytestmark = pytest.mark.slow
@@ -124,3 +125,40 @@ def test_a_rerun_makes_no_model_call_and_writes_identical_files(run):
     assert rerun["usage"]["cache_hits"] == report["usage"]["calls"] + report["usage"]["cache_hits"]
     assert rerun["stages"] == report["stages"]
     assert "0 new" in second.stdout
+
+
+def test_evol_instruct_in_data_attempts_every_grown_task_in_every_round(run):
+    out, first, _, report, _, _ = run
+    rounds = report["evol_rounds"]["rounds"]
+    assert [r["attempted"] for r in rounds] == [report["new_tasks"]] * 2  # the config's 2 rounds, every grown task
+    for fates in rounds:
+        assert fates["evolved"] + sum(fates["eliminated"].values()) == fates["attempted"]
+    stage = report["stages"]["evolutions"]
+    assert stage["entered"] == sum(r["attempted"] for r in rounds)
+    assert "Evol-Instruct generations" in " ".join(first.stdout.split())
+
+
+def test_alpaca_only_seeds_grow_with_sprouts_own_worked_examples(tmp_path):
+    """A seed file of Alpaca rows (no is_classification flag) is accepted: its rows are non-classification tasks,
+    and the classification judge's worked examples are borrowed from sprout's own seeds, which the run says."""
+    topics = ["rivers", "bread", "volcanoes", "chess", "bees", "tides", "glass", "maps of stars", "clocks", "kites"]
+    rows = [{"instruction": f"Write two plain sentences about {topic} for a curious child.", "input": "",
+             "output": f"Here are two sentences about {topic}."} for topic in topics]
+    seeds = tmp_path / "alpaca_seeds.json"
+    seeds.write_text(json.dumps(rows))
+    out = tmp_path / "run"
+    result = sprout("data", "--set", f"seeds=[{seeds}]", "--set", f"out_dir={out}",
+                    "--set", f"cache={tmp_path / 'c.sqlite'}", "--set", "generators.self_instruct.target=2",
+                    "--set", "generators.self_instruct.requests_per_batch=2",
+                    "--set", "generators.self_instruct.tasks_per_batch=4", "--set", "generators.evol_instruct=null",
+                    "--set", "generators.self_instruct.sampling.max_tokens=160",
+                    "--set", "generators.self_instruct.instance_sampling.max_tokens=128",
+                    "--set", "generators.pair_synthesis=[]", "--set", "generators.flan=null")
+    assert result.returncode == 0, result.stderr[-3000:]
+    said = " ".join((result.stdout + result.stderr).split())
+    assert "seeds: 0 classification seed tasks; 4 of sprout's own (general.jsonl) are borrowed" in said
+    report = json.loads((out / "report.json").read_text())
+    assert report["new_tasks"] == 2 and report["seeds"] == 10
+    user_seeds = {seed.id for seed in load_seeds([seeds])}
+    grown = [Record.model_validate(json.loads(line)) for line in (out / "examples.jsonl").read_text().splitlines()]
+    assert grown and all(set(r.lineage.seed_ids) <= user_seeds for r in grown)  # proposals show only the user's

@@ -49,7 +49,7 @@ from sprout.filters.build import GROUP_RULES, OPT_IN_RECORD_RULES, RECORD_RULES,
 from sprout.filters.fast_rouge import FastRougeIndex, dedup_greedy, rouge_l, tokenize
 from sprout.filters.judge import parse_verdict
 from sprout.filters.rules import Drop
-from sprout.generators.evol_instruct import EvolInstruct
+from sprout.generators.evol_instruct import make_evolver
 from sprout.generators.pair_synthesis import PairSynthesis, clean_input
 from sprout.generators.parsing import (
     NO_INPUT,
@@ -425,37 +425,35 @@ OLD_PATTERNS = {
 }
 
 
-def old_parse_instances(reply: str, mode: str, limit: int) -> list[tuple[str, str]]:
+def old_parse_instances(reply: str, mode: str) -> list[tuple[str, str]]:
+    """The old patterns, with today's contract: every pair, a label whole (the caller counts what it refuses)."""
     pairs = []
     for first, second in OLD_PATTERNS[mode].findall(reply):
         if mode == "input_first":
             pairs.append((clean_field(first), clean_field(second)))
         else:
-            label = clean_field(first).splitlines()[0].strip() if clean_field(first) else ""
-            pairs.append((clean_field(second), label))
-    return pairs[:limit]
+            pairs.append((clean_field(second), clean_field(first)))
+    return pairs
 
 
 @fuzz(250)
-@given(reply_text, st.sampled_from(["input_first", "output_first"]), st.integers(0, 8))
-@example("Input: a Output: b" + "\n" * 20_000, "input_first", 5)  # was quadratic in the blank run
-@example("Input:" * 16_000, "input_first", 5)  # was quadratic in the markers after the last pair
-@example("Class label: x\nInput: y" + "\n \n" * 5_000 + "Class label: z\nInput: w", "output_first", 5)
-@example("Input: \u2028a\x85\nOutput: *b*\n\n\r\n  **Input: c\nOutput: <noinput>", "input_first", 5)
-def test_instances(reply, mode, limit):
+@given(reply_text, st.sampled_from(["input_first", "output_first"]))
+@example("Input: a Output: b" + "\n" * 20_000, "input_first")  # was quadratic in the blank run
+@example("Input:" * 16_000, "input_first")  # was quadratic in the markers after the last pair
+@example("Class label: x\nInput: y" + "\n \n" * 5_000 + "Class label: z\nInput: w", "output_first")
+@example("Input: \u2028a\x85\nOutput: *b*\n\n\r\n  **Input: c\nOutput: <noinput>", "input_first")
+def test_instances(reply, mode):
     ran("instances", reply)
-    pairs = parse_instances(reply, mode, limit)
-    assert isinstance(pairs, list) and len(pairs) <= limit
+    pairs = parse_instances(reply, mode)
+    assert isinstance(pairs, list)
     for pair in pairs:
         assert isinstance(pair, tuple) and len(pair) == 2
         assert all(isinstance(f, str) and f == f.strip() for f in pair)
         assert pair[0].lower() not in NO_INPUT  # "no input" markers become ""
         if mode == "input_first":
             assert pair[1].lower() not in NO_INPUT
-        else:
-            assert not pair[1].splitlines()[1:]  # a label is one line
     if len(reply) <= 2_000:  # the reference is quadratic
-        assert pairs == old_parse_instances(reply, mode, limit)
+        assert pairs == old_parse_instances(reply, mode)
 
 
 @fuzz(200)
@@ -483,10 +481,10 @@ def test_yes_no_and_verdicts(reply):
 
 @pytest.mark.parametrize(("parse", "reply"), [
     (parse_yes_no, " " * 100_000),
-    (lambda t: parse_instances(t, "input_first", 5), "Input: a Output: b" + "\n" * 100_000),
-    (lambda t: parse_instances(t, "output_first", 5), "Class label: a Input: b" + "\n\t" * 50_000),
-    (lambda t: parse_instances(t, "input_first", 5), "Input:" * 16_000),
-    (lambda t: parse_instances(t, "output_first", 5), "Class label:" * 8_000),
+    (lambda t: parse_instances(t, "input_first"), "Input: a Output: b" + "\n" * 100_000),
+    (lambda t: parse_instances(t, "output_first"), "Class label: a Input: b" + "\n\t" * 50_000),
+    (lambda t: parse_instances(t, "input_first"), "Input:" * 16_000),
+    (lambda t: parse_instances(t, "output_first"), "Class label:" * 8_000),
 ])
 def test_long_degenerate_replies_parse_in_linear_time(parse, reply):
     """Replies a looping small model can write (blank lines, repeated markers): each regex was quadratic in them,
@@ -624,9 +622,13 @@ def test_self_instruct_turns_every_reply_into_records_or_counted_rejects(needed,
     # Each task: labelled, or one counted reject; each labelled task: a group of instances, or one counted reject.
     assert len(generator.tasks) == by_step["classify"] + len(generator.labelled)
     assert backend.sent["instances"] == len(generator.labelled) == by_step["instances"] + len(generator.groups)
-    # Each instance of a group: a record, or a reject (a rule, or target_reached).
+    # Each instance of a group: a record, or a reject (a rule, or target_reached). Before the groups: a pair cut by
+    # the length limit, a label over several lines, a pair past instances_per_task — each a counted reject too.
+    counted_first = {"parse:truncated_instance", "parse:label"}
+    before = [r for r in result.rejections if r.rule in counted_first or r.reason.startswith("the reply held")]
     assert sum(len(records) for _, records in generator.groups) == len(result.records) + sum(
-        1 for r in result.rejections if where(r) == "records" and r.rule != "parse:truncated_instance")
+        1 for r in result.rejections if where(r) == "records" and r not in before)
+    assert all(len(records) <= config.instances_per_task for _, records in generator.groups)
     balanced(filters.tasks)
     balanced(filters.instances)
     assert len(result.records) == filters.instances.counts.accepted
@@ -650,20 +652,19 @@ def evol_replies(prompt):
 def test_evol_instruct_turns_every_reply_into_records_or_counted_rejects(data):
     ran("evol-instruct replies")
     backend = FuzzBackend(data, evol_replies)
-    config = EvolInstructConfig(per_round=3)
-    holder = []
-    judge = build_judge(config.judge, backend, context=lambda r: holder[0].parent_of(r))
-    stage = build_stage("evolutions", config.rules, FilterConfig(), [judge])
-    generator = EvolInstruct(config, EVOL_SOURCES, backend, stage, run_seed=3)
-    holder.append(generator)
+    config = EvolInstructConfig(per_round=3, rounds=2)
+    generator = make_evolver(config, FilterConfig(), EVOL_SOURCES, lambda _: backend, 3, dedup_against=EVOL_SOURCES)
+    stage = generator.stage
+    assert len(generator.generation) == 3 and len(generator.left_out) == 1  # the per_round cap: a sample
     for round_no in range(2):
-        parents = generator.queue[: config.per_round]
+        parents = list(generator.generation)
         result = generator.run_round(round_no)
-        # Each evolution asked for: a new record, or one counted reject whose parent goes back to the queue.
-        assert len(parents) == len(result.records) + len(result.rejections)
-        queued = {r.id for r in generator.queue}
-        assert all(r.record.lineage.parent_ids[0] in queued for r in result.rejections)
-        assert all(r.id in queued for r in result.records)
+        # Each row of the generation: one attempt, a new record or one counted reject (the row then stays as it was).
+        assert len(parents) == len(result.records) + len(result.rejections) == result.fates["attempted"]
+        assert result.fates["evolved"] + sum(result.fates["eliminated"].values()) == len(parents)
+        survivors = {r.lineage.parent_ids[0]: r.id for r in result.records}
+        assert [r.id for r in generator.generation] == [survivors.get(p.id, p.id) for p in parents]
+        assert {r.record.lineage.parent_ids[0] for r in result.rejections} <= {p.id for p in parents}
         balanced(stage)
         raw_kept(result.rejections, backend)
 

@@ -26,15 +26,18 @@ def test_malformed_and_empty_replies_give_nothing():
 
 def test_input_first_pairs():
     reply = "Input: 2 + 2\nOutput: 4\n\nInput: <noinput>\nOutput: Five is odd.\nInput: x"
-    assert parse_instances(reply, "input_first", 5) == [("2 + 2", "4"), ("", "Five is odd.")]
-    assert parse_instances(reply, "input_first", 1) == [("2 + 2", "4")]
-    assert parse_instances("Output: only an output", "input_first", 5) == []
+    assert parse_instances(reply, "input_first") == [("2 + 2", "4"), ("", "Five is odd.")]
+    six = "\n".join(f"Input: {i}\nOutput: {i * i}" for i in range(6))
+    assert len(parse_instances(six, "input_first")) == 6  # every pair: capping them is a counted rule, not a slice
+    assert parse_instances("Output: only an output", "input_first") == []
 
 
 def test_output_first_pairs_come_back_as_input_output():
     reply = "Class label: Spam\nInput: You won a prize!\n\nClass label: **Ham**\nInput: Lunch at noon?"
-    assert parse_instances(reply, "output_first", 5) == [("You won a prize!", "Spam"), ("Lunch at noon?", "Ham")]
-    assert parse_instances("Class label: Spam", "output_first", 5) == []
+    assert parse_instances(reply, "output_first") == [("You won a prize!", "Spam"), ("Lunch at noon?", "Ham")]
+    assert parse_instances("Class label: Spam", "output_first") == []
+    chatty = "Class label: Spam\nBecause it promises money.\nInput: Claim your reward now"
+    assert parse_instances(chatty, "output_first") == [("Claim your reward now", "Spam\nBecause it promises money.")]
 
 
 def test_yes_no_verdicts():

@@ -1,8 +1,11 @@
+from dataclasses import asdict
+
 import pytest
 from rouge_score import rouge_scorer
 
+from sprout.backends.base import Sampling
 from sprout.config import FilterConfig
-from sprout.filters.build import build_filters
+from sprout.filters.build import build_filters, build_stage
 from sprout.filters.dedup_rules import ExactDuplicate, RougeDedup
 from sprout.filters.rules import (
     BannedPrefix,
@@ -166,3 +169,30 @@ def test_conflicting_outputs_are_outputs_that_disagree_not_variants_of_one_answe
         8: "input has 3 different outputs"}.items()}
     assert conflicting_outputs(group[:2], threshold=0.9) == {0: "input has 2 different outputs",
                                                              1: "input has 2 different outputs"}
+
+
+def test_the_funnel_subtracts_each_drop_where_it_happened(tmp_path):
+    """A parse failure is counted before the first rule (it never reached one), a judge's unparseable verdict right
+    after the judge, a revoked record last: so `remaining` after each step is what the next step checked."""
+    from sprout.backends.cache import CachedBackend
+    from sprout.filters.judge import JudgeRule
+    from sprout.prompts import load_prompt
+    from sprout.report import _funnel
+    from tests.conftest import ScriptedBackend
+
+    answers = iter(["Valid", "maybe?"])
+    backend = CachedBackend(ScriptedBackend(lambda m, s: next(answers)), tmp_path / "c.sqlite")
+    judge = JudgeRule("quality", load_prompt("judge/quality"), backend,
+                      Sampling(temperature=0.0, max_tokens=4), drop=["Invalid"], keep=["Valid"])
+    stage = build_stage("rows", ["word_count", "rouge_l"], FilterConfig(), [judge])
+    stage.run([rec("Explain the water cycle to a child."), rec("Tiny")])
+    stage.reject_external("parse:rewrite", "the rewrite hit the length limit", rec(""))
+    stage.run([rec("List three uses of copper wire today.")])
+    stage.revoke("target_reached", "the target was met", rec("Explain the water cycle to a child."))
+    assert list(stage.counts.rules) == ["parse:rewrite", "word_count", "rouge_l", "judge:quality",
+                                        "judge:quality:unparseable", "target_reached"]
+    steps = _funnel(asdict(stage.counts))
+    assert [(s["rule"], s["remaining"]) for s in steps] == [
+        ("candidates", 4), ("parse:rewrite", 3), ("word_count", 2), ("rouge_l", 2), ("judge:quality", 2),
+        ("judge:quality:unparseable", 1), ("target_reached", 0), ("accepted", 0)]
+    assert stage.counts.rules["word_count"]["checked"] == 3  # what was left after the parse failure

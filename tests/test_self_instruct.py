@@ -1,3 +1,4 @@
+import json
 import re
 
 from sprout.backends.base import Completion
@@ -130,3 +131,53 @@ def test_completion_mode_sends_raw_text_and_grows_the_same_tasks(tmp_path, scrip
     assert [r.output for r in in_raw.records] == [r.output for r in in_chat.records]
     first = backend.inner.batches[0][0]
     assert "<|im_start|>" not in first and re.findall(r"^(\d+)\.", first, re.M) == [str(i) for i in range(1, 10)]
+
+
+def test_extra_instances_and_multi_line_labels_are_counted_rejects_not_cut(tmp_path, scripted):
+    def chatty(messages, sampling):
+        last = messages[-1]["content"]
+        if last == "Input:":  # seven instances where instances_per_task is 5
+            return "".join(f" Item {i}\nOutput: Answer number {i}.\n\nInput:" for i in range(7)).rstrip("Input:")
+        if last == "Class label:":
+            return (" Question\nIt asks something.\nInput: Is it raining?\n\n"
+                    "Class label: Statement\nInput: It is raining.")
+        return script(messages, sampling)
+
+    generator, _, filters = make(tmp_path, scripted, reply=chatty)
+    result = generator.run_batch(0, needed=10)
+    rules = [r.rule for r in result.rejections]
+    assert rules.count("max_instances") == 2 * 2  # two generation tasks, two extra instances each
+    (label,) = [r for r in result.rejections if r.rule == "parse:label"]
+    assert label.record.label == "Question\nIt asks something." and "runs over 2 lines" in label.reason
+    assert label.record.raw  # the reply it came from, for the rejects file
+    kept = [r for r in result.records if r.instruction.startswith("Suggest")]
+    assert [r.input for r in kept] == [f"Item {i}" for i in range(5)]  # the first five, the rest counted
+    counts = filters.instances.counts
+    assert counts.entered == counts.accepted + counts.dropped
+
+
+def test_alpaca_seeds_borrow_classification_examples_from_the_shipped_seeds(tmp_path, scripted):
+    from sprout.run_data import worked_examples
+
+    rows = [{"instruction": f"Write a sentence about {t} for a child.", "output": f"{t} are fun."}
+            for t in ("rivers", "bread", "bees", "tides", "kites", "clocks", "glass", "moths")]
+    path = tmp_path / "alpaca.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    seeds = load_seeds([path])
+    said = []
+    examples = worked_examples(seeds, SelfInstructConfig(), said.append)
+    borrowed = [s for s in examples if s not in seeds]
+    assert len(borrowed) == 4 and all(s.is_classification and s.source.startswith(str(REPO)) for s in borrowed)
+    assert said == ["seeds: 0 classification seed tasks; 4 of sprout's own (general.jsonl) are borrowed as worked "
+                    "examples for the classification judge and the classification instance prompts."]
+    backend = CachedBackend(scripted(script), tmp_path / "cache.sqlite")
+    filters = build_filters(FilterConfig(), [s.instruction for s in seeds])
+    generator = SelfInstruct(SelfInstructConfig(requests_per_batch=2, tasks_per_batch=4), seeds, backend, filters,
+                             run_seed=1, examples=examples)
+    generator.run_batch(0, needed=10)
+    sent = [messages for batch in backend.inner.batches for messages in batch]
+    judge = next(m for m in sent if "Question or Statement" in m[-1]["content"] and m[-1]["role"] == "user")
+    assert any(s.instruction in "\n".join(x["content"] for x in judge) for s in borrowed)
+    proposals = [m for m in sent if m[-1]["content"] == "9."]
+    shown = "\n".join(x["content"] for m in proposals for x in m)
+    assert not any(s.instruction in shown for s in borrowed)  # proposal prompts show only the user's seeds

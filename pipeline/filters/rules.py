@@ -104,17 +104,30 @@ class LeadingCharacter(Rule):
 
 
 class ScaffoldCopy(Rule):
-    """An instruction that names the prompt's scaffold ("#Rewritten Prompt#", "given prompt") copied the template."""
+    """An instruction that names the prompt's scaffold ("#Rewritten Prompt#", "given prompt", "add only 10 to 20
+    words") copied the template. Compared lower-cased, without quotes, whitespace runs as one space."""
 
     name = "scaffold_copy"
 
     def __init__(self, phrases: list[str]):
-        self.phrases = [p.lower() for p in phrases]
+        self.phrases: list[str] = []
+        self.extend(phrases)
+
+    def extend(self, phrases: list[str]) -> None:
+        """More phrases (e.g. derived from the prompts of the generator whose records this rule checks)."""
+        for phrase in map(scaffold_text, phrases):
+            if phrase and phrase not in self.phrases:
+                self.phrases.append(phrase)
 
     def check(self, record: Record) -> str | None:
-        text = record.instruction.lower()
+        text = scaffold_text(record.instruction)
         hit = next((p for p in self.phrases if p in text), None)
         return f"mentions the scaffold {hit!r}" if hit else None
+
+
+def scaffold_text(text: str) -> str:
+    """Lower case, quotes gone, every run of whitespace one space: how scaffold phrases and instructions compare."""
+    return " ".join(re.sub(r"[\"“”]", "", text).lower().split())
 
 
 class EmptyOutput(Rule):

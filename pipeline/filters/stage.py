@@ -32,7 +32,16 @@ class StageCounts:
     accepted: int = 0
     rules: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> {"checked", "dropped"}, in order
 
-    def tally(self, rule: str, checked: int = 0, dropped: int = 0) -> None:
+    def tally(self, rule: str, checked: int = 0, dropped: int = 0, before: str | None = None,
+              after: str | None = None) -> None:
+        """Count for `rule`. A rule seen for the first time goes where its drops happen, so the funnel's
+        `remaining` falls at the right step: `before` a rule (a parse failure, before any rule ran), `after` one
+        (a judge's unparseable verdicts), or last (a record revoked after it was accepted)."""
+        if rule not in self.rules and (before in self.rules or after in self.rules):
+            order = list(self.rules)
+            at = order.index(before) if before in self.rules else order.index(after) + 1
+            self.rules = {name: self.rules[name] for name in order[:at]} | {rule: {"checked": 0, "dropped": 0}} | {
+                name: self.rules[name] for name in order[at:]}
         entry = self.rules.setdefault(rule, {"checked": 0, "dropped": 0})
         entry["checked"] += checked
         entry["dropped"] += dropped
@@ -50,8 +59,10 @@ class FilterStage:
         self.group_rules = group_rules or {}
         self.batch_rules = batch_rules or []
         self.counts = StageCounts()
-        self._registered = {*self.group_rules, *(r.name for r in rules), *(r.name for r in self.batch_rules)}
-        for rule_name in [*self.group_rules, *(r.name for r in rules), *(r.name for r in self.batch_rules)]:
+        order = [*self.group_rules, *(r.name for r in rules), *(r.name for r in self.batch_rules)]
+        self._registered = set(order)
+        self._first = order[0] if order else None  # parse failures are counted before it: they happen first
+        for rule_name in order:
             self.counts.tally(rule_name)
 
     def run(self, candidates: list[Record], limit: int | None = None
@@ -127,8 +138,10 @@ class FilterStage:
         accepted.append(record)
 
     def _reject(self, drop: Drop, record: Record) -> Rejection:
-        # A reason no rule is registered under (e.g. `judge:quality:unparseable`) counts as its own check.
-        self.counts.tally(drop.rule, checked=0 if drop.rule in self._registered else 1, dropped=1)
+        # A reason no rule is registered under (e.g. `judge:quality:unparseable`) counts as its own check, right
+        # after the rule it comes from.
+        parent = next((name for name in self._registered if drop.rule.startswith(f"{name}:")), None)
+        self.counts.tally(drop.rule, checked=0 if drop.rule in self._registered else 1, dropped=1, after=parent)
         return Rejection(rule=drop.rule, reason=drop.reason, record=record, score=drop.score)
 
     def seed_dedup(self, items: list, field: str = "instruction") -> None:
@@ -145,7 +158,7 @@ class FilterStage:
     def reject_external(self, rule: str, reason: str, record: Record) -> Rejection:
         """Count a drop decided outside the rules (a parse failure) so the funnel adds up."""
         self.counts.entered += 1
-        self.counts.tally(rule, checked=1, dropped=1)
+        self.counts.tally(rule, checked=1, dropped=1, before=self._first)
         return Rejection(rule=rule, reason=reason, record=record)
 
     def revoke(self, rule: str, reason: str, record: Record) -> Rejection:

@@ -69,16 +69,17 @@ def _pair_matches(text: str, mode: str):
         end = found.end()
 
 
-def parse_instances(text: str, mode: str, limit: int) -> list[tuple[str, str]]:
-    """Reply -> up to `limit` (input, output) pairs. Output-first replies give (label, input), returned swapped."""
+def parse_instances(text: str, mode: str) -> list[tuple[str, str]]:
+    """Reply -> every (input, output) pair in it, in order. Output-first replies give (label, input), returned
+    swapped; a label is returned whole, over several lines if the model wrote them (the caller counts that, rather
+    than a parser cutting it). How many pairs a task may keep is the caller's rule, not a slice here."""
     pairs = []
     for first, second in _pair_matches(text, mode):
         if mode == "input_first":
             pairs.append((clean_field(first), clean_field(second)))
         else:
-            label = clean_field(first).splitlines()[0].strip() if clean_field(first) else ""
-            pairs.append((clean_field(second), label))
-    return pairs[:limit]
+            pairs.append((clean_field(second), clean_field(first)))
+    return pairs
 
 
 def parse_yes_no(text: str) -> bool | None:

@@ -31,7 +31,8 @@ class BatchResult:
 
 
 class SelfInstruct:
-    def __init__(self, config: SelfInstructConfig, seeds: list[SeedTask], backend, filters, run_seed: int):
+    def __init__(self, config: SelfInstructConfig, seeds: list[SeedTask], backend, filters, run_seed: int,
+                 examples: list[SeedTask] | None = None):
         self.config, self.seeds, self.backend, self.filters, self.run_seed = config, seeds, backend, filters, run_seed
         self.prompts = PromptSet({key: load_prompt(f"self_instruct/{key}") for key in (
             "new_tasks", "is_classification", "input_first", "output_first")}, config.mode)
@@ -39,7 +40,8 @@ class SelfInstruct:
         self.accepted_records: list[Record] = []  # every accepted instance, in order (Evol-Instruct's sources)
         self.backlog: list[Record] = []  # proposed instructions not judged yet, in proposal order
         rng = random.Random(f"{run_seed}:{NAME}:few-shot")
-        by_kind = {flag: [s for s in seeds if s.is_classification == flag] for flag in (True, False)}
+        # Worked examples for the judge and the instance prompts (the seeds, topped up where they lack a kind).
+        by_kind = {flag: [s for s in examples or seeds if s.is_classification == flag] for flag in (True, False)}
         half = config.classify_examples // 2
         self.classify_examples = rng.sample(by_kind[True], min(half, len(by_kind[True]))) + rng.sample(
             by_kind[False], min(config.classify_examples - half, len(by_kind[False])))
@@ -142,7 +144,7 @@ class SelfInstruct:
         replies = self.backend.generate(prompts, sampling, generator=NAME)
         for (task, is_clf), (reply,) in zip(labelled, replies, strict=True):
             mode, prefix = MODES[is_clf]
-            pairs = parse_instances(prefix + reply.text, mode, cfg.instances_per_task)
+            pairs = parse_instances(prefix + reply.text, mode)
             lineage = self._lineage(batch, mode, ["new_tasks", "is_classification", mode], sampling,
                                     task_id=task.id, seed_ids=task.lineage.seed_ids,
                                     parent_ids=task.lineage.parent_ids)
@@ -157,6 +159,24 @@ class SelfInstruct:
                 result.rejections.append(self.filters.instances.reject_external(
                     "parse:truncated_instance", "the reply hit the length limit inside this instance", cut))
             kind = "classification" if is_clf else "generation"
-            groups.append((task, [Record(instruction=task.instruction, input=inp, output=out, kind=kind,
-                                         label=out if is_clf else None, lineage=lineage) for inp, out in pairs]))
+            records = [Record(instruction=task.instruction, input=inp, output=out, kind=kind,
+                              label=out if is_clf else None, lineage=lineage, raw=None) for inp, out in pairs]
+            groups.append((task, self._counted(records, reply.text, result)))
         return groups
+
+    def _counted(self, records: list[Record], raw: str, result: BatchResult) -> list[Record]:
+        """Instances the reply should not have held become counted rejects, never a silent cut: a label written over
+        several lines, and instances past `instances_per_task`."""
+        kept, stage, limit = [], self.filters.instances, self.config.instances_per_task
+        for record in records:
+            if record.label is not None and "\n" in record.label:
+                lines = len(record.label.splitlines())
+                result.rejections.append(stage.reject_external(
+                    "parse:label", f"the class label runs over {lines} lines", record.model_copy(update={"raw": raw})))
+            elif len(kept) >= limit:
+                result.rejections.append(stage.reject_external(
+                    "max_instances", f"the reply held more than generators.self_instruct.instances_per_task={limit} "
+                    "instances", record))
+            else:
+                kept.append(record)
+        return kept
