@@ -110,6 +110,18 @@ def main(argv: list[str] | None = None) -> int:
         return cached["main"]
 
     run_data.Backends.get = get
+    import sprout.run_evolve
+
+    report_seconds, rounds_peak = [], []
+    finish = sprout.run_evolve.finish_run
+
+    def timed_finish(*args, **kwargs):  # the reports (funnel, analytics) apart from the rounds
+        rounds_peak.append(_peak_mib())
+        started = time.perf_counter()
+        finish(*args, **kwargs)
+        report_seconds.append(time.perf_counter() - started)
+
+    sprout.run_evolve.finish_run = timed_finish
     rows = [{"instruction": text, "input": "", "output": "reference"} for text in build_corpus(args.rows, seed=1)]
     with tempfile.TemporaryDirectory(prefix="sprout-bench-evolve-") as folder:
         source, out = Path(folder) / "rows.jsonl", Path(folder) / "out"
@@ -132,19 +144,26 @@ def main(argv: list[str] | None = None) -> int:
                  and all(r["evolved"] + sum(r["eliminated"].values()) == r["attempted"] for r in rounds)
                  and summary.evol_rounds["outcome"]["rows"] == args.rows)
     pipeline = wall - model.seconds
+    rounds_s = pipeline - report_seconds[0]
     figures = {"rows": args.rows, "rounds": args.rounds, "attempts": attempts, "lines": len(lines),
                "accounted": accounted, "wall_s": round(wall, 2), "model_s": round(model.seconds, 2),
                "pipeline_s": round(pipeline, 2), "pipeline_ms_per_attempt": round(1000 * pipeline / attempts, 3),
+               "rounds_s": round(rounds_s, 2), "rounds_ms_per_attempt": round(1000 * rounds_s / attempts, 3),
+               "report_s": round(report_seconds[0], 2),
                "baseline_ms_per_attempt": round(1000 * baseline / attempts, 4),
                "ratio_to_baseline": round(pipeline / baseline, 1), "peak_mib": round(peak),
-               "mib_before_the_run": round(before), "evolved": summary.examples, "eliminated": summary.rejected,
+               "mib_before_the_run": round(before), "peak_mib_before_the_reports": round(rounds_peak[0]),
+               "evolved": summary.examples, "eliminated": summary.rejected,
                "rounds_fates": rounds, "outcome": summary.evol_rounds["outcome"], "model_calls": model.calls}
     print(f"sprout evolve: {args.rows} rows x {args.rounds} rounds = {attempts} attempts -> {summary.examples} "
           f"evolved, {summary.rejected} eliminated; every row accounted for: {accounted}")
     print(f"  wall {wall:.1f} s, of which the instant model {model.seconds:.2f} s: pipeline "
           f"{1000 * pipeline / attempts:.2f} ms per attempt; baseline (json.dumps + append per line) "
           f"{1000 * baseline / attempts:.3f} ms: ratio {pipeline / baseline:.0f}x")
-    print(f"  peak RSS {peak:.0f} MiB ({before:.0f} MiB before the run, rows loaded)")
+    print(f"  of the pipeline's time: the rounds {rounds_s:.1f} s ({1000 * rounds_s / attempts:.2f} ms per attempt: "
+          f"prompts, parsing, rules, dedup, judge bookkeeping, cache, writes), the reports {report_seconds[0]:.1f} s")
+    print(f"  peak RSS {peak:.0f} MiB: {before:.0f} MiB before the run (rows loaded), {rounds_peak[0]:.0f} MiB after "
+          "the rounds (before the reports parse the instructions with spaCy)")
     for fates in rounds:
         print(f"  round {fates['round']}: {fates['attempted']} attempts, {fates['evolved']} evolved, "
               f"eliminated {fates['eliminated']}")

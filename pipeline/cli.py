@@ -134,6 +134,12 @@ def dedup(
     print(f"read {result['read']}, kept {result['kept']}, dropped {result['dropped']} "
           f"(ROUGE-L > {threshold} on {compared}) in {result['seconds']:.2f} s -> {result['output']}; dropped: "
           f"{result['rejects']}")
+    if 2 * result["dropped"] > result["read"]:  # a user's dataset is precious: most of it going is said loudly
+        fix = "--on all (each field must match) or " if isinstance(result["compared"], tuple) and len(
+            result["compared"]) < 3 else ""
+        console.print(f"[bold yellow]warning:[/] more than half of the rows were dropped as near-duplicates "
+                      f"({result['dropped']} of {result['read']}); if that is not what you want, try {fix}a higher "
+                      "--threshold, and look at the matches in the rejects file.", highlight=False)
 
 
 @app.command()

@@ -25,6 +25,7 @@ from sprout.config import (
 from sprout.dataset_io import read_records
 from sprout.errors import UserError
 from sprout.filters.build import build_filters, build_stage, read_eval_files
+from sprout.filters.dedup_rules import SCORE_FLOOR
 from sprout.filters.heavy_drops import heavy_drops
 from sprout.generators.evol_instruct import make_evolver
 from sprout.generators.flan_expansion import FlanExpansion, load_source
@@ -143,11 +144,15 @@ def prepare_run_dir(config: DataConfig, force: bool) -> None:
     atomic_write(recorded, dump_resolved(config))
 
 
-def histogram(scores: list[float], bins: int = 20) -> dict[str, list]:
-    counts = [0] * bins
+def histogram(scores: list[float | None], floor: float = SCORE_FLOOR, width: float = 0.05) -> dict[str, list]:
+    """Bins of `width` from `floor` to 1, and one bin below the floor (where a score of None goes: see
+    dedup_rules.SCORE_FLOOR)."""
+    steps = round((1 - floor) / width)
+    edges = [0.0] + [round(floor + i * width, 4) for i in range(steps + 1)]
+    counts = [0] * (len(edges) - 1)
     for score in scores:
-        counts[min(int(score * bins), bins - 1)] += 1
-    return {"edges": [round(i / bins, 4) for i in range(bins + 1)], "counts": counts}
+        counts[0 if score is None or score < floor else min(1 + int((score - floor) / width + 1e-9), steps)] += 1
+    return {"edges": edges, "counts": counts}
 
 
 class Backends:

@@ -67,6 +67,20 @@ def test_nearest_rouge_l_is_each_instructions_best_match_among_the_others():
     assert result["median"] == round(sorted(brute)[len(brute) // 2], 4)
 
 
+def test_a_sampled_nearest_rouge_l_scores_each_sampled_instruction_against_all_the_others(monkeypatch):
+    import sprout.analytics
+
+    rng = random.Random(8)
+    words = "add list sort find the a of numbers words poem story city river write name three two".split()
+    texts = list(dict.fromkeys(" ".join(rng.choices(words, k=rng.randint(2, 9))) for _ in range(150)))
+    monkeypatch.setattr(sprout.analytics, "NEAREST_MAX", 40)
+    result = nearest_rouge_l(texts)
+    picks = sorted(random.Random(0).sample(range(len(texts)), 40))
+    brute = [max(rouge_l(other, texts[i]) for j, other in enumerate(texts) if j != i) for i in picks]
+    assert result["sampled"] and result["scored"] == 40
+    assert result["median"] == round(sorted(brute)[20], 4) and result["above_0_7"] == sum(s > 0.7 for s in brute)
+
+
 def test_nearest_rouge_l_of_one_or_no_instruction():
     assert nearest_rouge_l(["Only one."])["counts"][0] == 1
     assert nearest_rouge_l([])["scored"] == 0 and nearest_rouge_l([])["median"] is None

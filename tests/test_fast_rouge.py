@@ -339,3 +339,26 @@ def test_long_nearly_contained_pairs_at_the_boundary(seed, edits, where):
         expected = (ref(first, second), first) if ref(first, second) > threshold else None
         assert index.exceeds(second, threshold) == expected
         assert dedup_greedy([first, second], threshold) == ref_greedy([first, second], threshold)
+
+
+def test_nearest_with_a_floor_is_exact_above_it_and_none_below(near_dups):
+    pool, queries = near_dups[:150], near_dups[150:260]
+    index = FastRougeIndex()
+    for text in pool:
+        index.add(text)
+    below = 0
+    for q in queries + ["zebra quokka", ""]:
+        best, match = ref_nearest(pool, q)
+        if best >= 0.3:
+            assert index.nearest(q, floor=0.3) == (best, match)
+        else:
+            below += 1
+            assert index.nearest(q, floor=0.3) == (None, None)
+    assert below >= 3  # the floor was crossed, not only approached
+    # Right at the floor: LCS 3 of two 10-token texts scores 6/20 = 0.3 (or a float next to it).
+    entry = "alpha beta gamma delta epsilon zeta eta theta iota kappa"
+    index.add(entry)
+    for tail in ("one two three four five six seven", "one two three four five six seven eight"):
+        query = f"alpha beta gamma {tail}"
+        score = ref(entry, query)
+        assert index.nearest(query, floor=0.3) == ((score, entry) if score >= 0.3 else (None, None))

@@ -15,13 +15,19 @@ from sprout.filters.rules import Drop, Rule
 from sprout.records import Record
 
 
+# The report's histogram of each checked candidate's nearest score is exact from here up; below it, one bin. (Finding
+# an exact maximum under ~0.3 means scoring every entry that shares a common word: a cost that grows with the pool.)
+SCORE_FLOOR = 0.3
+
+
 class RougeDedup(Rule):
     """Keep a record only if it is no near-duplicate of a seed or an accepted record.
 
     One field (the instruction by default, `field=` for another): ROUGE-L F of that field against every seed and
     accepted one is <= threshold — exactly rouge-score's decisions (see fast_rouge.py). Several fields (`dedup_on`
     "instruction+input" or "all"): a near-duplicate is above the threshold in EVERY field (row_index.py). With
-    `track_scores` (one field), every checked candidate's nearest-neighbour score lands in `scores`, for the report.
+    `track_scores` (one field), every checked candidate's nearest-neighbour score lands in `scores`, for the report
+    (None for one below SCORE_FLOOR).
 
     A record is never compared with its own ancestors (`lineage.chain`: an evolved instruction keeps its parent's
     words by design; "no information gain" is the judge's call), only with everything else.
@@ -38,7 +44,8 @@ class RougeDedup(Rule):
         self.index = FastRougeIndex(mode) if self.field else None
         self.rows = None if self.field else RowRougeIndex(len(self.fields), mode)
         self.entries: dict[str, list[int]] = {}  # record id -> its entries (a seed or an accepted record)
-        self.scores: list[float] | None = [] if track_scores and self.field else None
+        self._checked_upto: dict[int, int] = {}  # candidate (by object id) -> entries there were when checked
+        self.scores: list[float | None] | None = [] if track_scores and self.field else None
 
     def seed(self, items: Iterable[Record | str]) -> None:
         """Start the pool: records (their ids name them, so their descendants can skip them) or plain texts."""
@@ -49,12 +56,17 @@ class RougeDedup(Rule):
 
     def check(self, record: Record) -> Drop | None:
         hit = self._find(record)
+        if hit is None:  # it passed everything there is now: a recheck needs only what gets in after
+            self._checked_upto[id(record)] = self._pool.added
+        else:  # (a stale mark of another object that had this id must not shorten a recheck)
+            self._checked_upto.pop(id(record), None)
         if self.scores is not None:
-            self.scores.append(hit[0] if hit else self.index.nearest(getattr(record, self.field))[0])
+            self.scores.append(hit[0] if hit else self.index.nearest(getattr(record, self.field), SCORE_FLOOR)[0])
         return self._drop(hit)
 
     def recheck(self, record: Record) -> Drop | None:
-        return self._drop(self._find(record))  # scored once, in check()
+        """Against what got in since `check` (the batch's earlier survivors): it passed everything before that."""
+        return self._drop(self._find(record, since=self._checked_upto.pop(id(record), 0)))  # scored once, in check()
 
     def accepted(self, record: Record) -> None:
         self.entries.setdefault(record.id, []).append(self._add(record))
@@ -62,7 +74,11 @@ class RougeDedup(Rule):
     def forget(self, record: Record) -> None:
         entries = self.entries.get(record.id)
         if entries:
-            (self.index or self.rows).remove(entries.pop())
+            self._pool.remove(entries.pop())
+
+    @property
+    def _pool(self) -> FastRougeIndex | RowRougeIndex:
+        return self.index if self.index is not None else self.rows  # not `or`: an empty index is falsy
 
     def _add(self, item: Record | str) -> int:
         if self.index is not None:
@@ -70,11 +86,11 @@ class RougeDedup(Rule):
         texts = (item, *[""] * (len(self.fields) - 1)) if isinstance(item, str) else row_texts(item, self.fields)
         return self.rows.add(texts)
 
-    def _find(self, record: Record) -> tuple[float, str] | None:
+    def _find(self, record: Record, since: int = 0) -> tuple[float, str] | None:
         exclude = {e for i in record.lineage.chain or () for e in self.entries.get(i, ())}
         if self.index is not None:
-            return self.index.exceeds(getattr(record, self.field), self.threshold, exclude)
-        hit = self.rows.exceeds(row_texts(record, self.fields), self.threshold, exclude)
+            return self.index.exceeds(getattr(record, self.field), self.threshold, exclude, since)
+        hit = self.rows.exceeds(row_texts(record, self.fields), self.threshold, exclude, since)
         if hit is None:
             return None
         scores, row = hit

@@ -20,6 +20,7 @@ are thus never looked up for a threshold query. Survivors of the bound are score
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from array import array
@@ -145,6 +146,11 @@ class FastRougeIndex:
     def __len__(self) -> int:
         return len(self._texts) - len(self._removed)
 
+    @property
+    def added(self) -> int:
+        """Entries ever added (the next entry's number), removed ones included."""
+        return len(self._texts)
+
     # -- building -------------------------------------------------------------------------------------------------
 
     def add(self, text: str) -> int:
@@ -190,28 +196,34 @@ class FastRougeIndex:
 
     # -- querying -------------------------------------------------------------------------------------------------
 
-    def exceeds(self, text: str, threshold: float, exclude: Collection[int] = ()) -> tuple[float, str] | None:
+    def exceeds(self, text: str, threshold: float, exclude: Collection[int] = (), since: int = 0
+                ) -> tuple[float, str] | None:
         """(highest score, its text) if some entry scores > threshold — earliest entry on ties — else None.
-        Entries in `exclude` are left out."""
-        hit = self._search(tokenize(text, self.mode), threshold, exclude)
+        Entries in `exclude`, and entries numbered below `since` (e.g. those a text was already checked against),
+        are left out."""
+        hit = self._search(tokenize(text, self.mode), threshold, exclude, since)
         return None if hit is None else (hit[0], self._texts[hit[1]])
 
     def exceeds_entry(self, text: str, threshold: float, exclude: Collection[int] = ()) -> tuple[float, int] | None:
         """As `exceeds`, with the entry's number instead of its text."""
         return self._search(tokenize(text, self.mode), threshold, exclude)
 
-    def nearest(self, text: str) -> tuple[float, str | None]:
+    def nearest(self, text: str, floor: float = 0.0, exclude: Collection[int] = ()) -> tuple[float | None, str | None]:
         """Exact highest score over all entries and the first entry reaching it; (0.0, None) if none shares a token.
 
         Branch and bound: a search above a threshold finds the true maximum whenever that maximum exceeds it, so try
-        high thresholds (cheap, pruned hard) before falling back to scoring everything that shares a token.
+        high thresholds (cheap, pruned hard) before falling back to scoring everything that shares a token. With a
+        `floor` > 0 the search stops there: a maximum below the floor is (None, None). The last fallback reads the
+        posting lists of the commonest words, every entry holding "the": a floor keeps a growing pool from making
+        each query cost the whole pool. Entries in `exclude` are left out (e.g. the text's own entry).
         """
         tokens = tokenize(text, self.mode)
-        for threshold in (0.6, 0.3, 0.0):
-            hit = self._search(tokens, threshold)
+        thresholds = [t for t in (0.6, 0.45, 0.3, 0.15) if t > floor]
+        for threshold in [*thresholds, math.nextafter(floor, 0.0) if floor > 0 else 0.0]:
+            hit = self._search(tokens, threshold, exclude)
             if hit is not None:
                 return hit[0], self._texts[hit[1]]
-        return 0.0, None
+        return (None, None) if floor > 0 else (0.0, None)
 
     def query(self, tokens: list[str], threshold: float) -> Query | None:
         """The prefix a search needs, or None when no entry can score above `threshold` (no tokens, empty index, or
@@ -252,7 +264,7 @@ class FastRougeIndex:
         precision, recall = bound / n, bound / lengths
         cands = cands[2 * precision * recall / (precision + recall) > threshold]
         if self._removed and cands.size:
-            cands = cands[[int(c) not in self._removed for c in cands]]
+            cands = cands[~np.isin(cands, np.fromiter(self._removed, dtype=cands.dtype))]
         return cands
 
     def scores(self, query: Query, cands: np.ndarray) -> np.ndarray:
@@ -269,15 +281,17 @@ class FastRougeIndex:
             scores = 2 * precision * recall / (precision + recall)
         return np.where(lcs > 0, scores, 0.0)
 
-    def _search(self, tokens: list[str], threshold: float, exclude: Collection[int] = ()
+    def _search(self, tokens: list[str], threshold: float, exclude: Collection[int] = (), since: int = 0
                 ) -> tuple[float, int] | None:
         """(best score, first entry with it) among entries scoring > threshold, or None."""
         query = self.query(tokens, threshold)
         if query is None:
             return None
         cands = self.candidates(query, threshold)
+        if since:
+            cands = cands[cands >= since]
         if exclude and cands.size:
-            cands = cands[[int(c) not in exclude for c in cands]]
+            cands = cands[~np.isin(cands, np.fromiter(exclude, dtype=cands.dtype))]
         if not cands.size:
             return None
         scores = self.scores(query, cands)

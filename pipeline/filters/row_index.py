@@ -6,9 +6,9 @@ whatever the short inputs say; in inverted FLAN rows (one template, no input) on
 field keeps rows that differ in any field, and still drops a row with one word changed.
 
 Exact, like FastRougeIndex: each field has its own index (entry k is row k in all of them). A query searches only its
-most selective field (the one whose prefix tokens have the shortest posting lists: the input of a classification
-set, never the instruction every row shares), which yields a superset of the rows above the threshold on that
-field; the other fields are then scored exactly on those candidates alone.
+most selective fields (cheapest first, by the posting lists their prefix tokens read: the input and the label of a
+classification set, never the instruction every row shares), each of which yields a superset of the rows above the
+threshold on that field; the candidates are their intersection, and every field is then scored exactly on them.
 """
 
 from __future__ import annotations
@@ -55,10 +55,15 @@ class RowRougeIndex:
     def texts(self, row: int) -> tuple[str, ...]:
         return tuple(index.text(row) for index in self.indexes)
 
-    def exceeds(self, texts: Sequence[str], threshold: float, exclude: Collection[int] = ()
+    @property
+    def added(self) -> int:
+        return self._rows
+
+    def exceeds(self, texts: Sequence[str], threshold: float, exclude: Collection[int] = (), since: int = 0
                 ) -> tuple[tuple[float, ...], int] | None:
         """(per-field scores, row) for the kept row that is a near-duplicate in every field — the one whose lowest
-        field score is highest, earliest on ties — or None. A blank field scores 1.0 against a blank one."""
+        field score is highest, earliest on ties — or None. A blank field scores 1.0 against a blank one. Rows in
+        `exclude` and rows numbered below `since` are left out."""
         if threshold < 0:
             raise ValueError("threshold must be >= 0 (every pair scores >= 0)")
         if not self._rows:
@@ -72,17 +77,15 @@ class RowRougeIndex:
             if query is None:  # no kept row can score above the threshold on this field
                 return None
             queries[f] = query
-        if queries:
-            lead = min(queries, key=lambda f: queries[f].cost)
-            cands = self.indexes[lead].candidates(queries[lead], threshold)
-        else:  # every compared field is blank: a row whose compared fields are all blank too
-            cands = np.arange(self._rows)
+        cands = self._candidates(queries, threshold) if queries else np.arange(self._rows)  # all blank: any row
+        if since:
+            cands = cands[cands >= since]
         for f, is_blank in enumerate(blank):
             if cands.size:
                 cands = cands[self._empty[f][cands] == is_blank]
         dropped = self._removed | set(exclude)
         if dropped and cands.size:
-            cands = cands[[int(c) not in dropped for c in cands]]
+            cands = cands[~np.isin(cands, np.fromiter(dropped, dtype=cands.dtype))]
         scores = np.ones((len(texts), cands.size))
         for f, query in queries.items():
             if not cands.size:
@@ -95,6 +98,25 @@ class RowRougeIndex:
             return None
         best = int(np.argmax(scores.min(axis=0)))  # first maximum; cands ascend, so the earliest row wins ties
         return tuple(float(s) for s in scores[:, best]), int(cands[best])
+
+
+    def _candidates(self, queries: dict, threshold: float) -> np.ndarray:
+        """Rows that may be above the threshold in every queried field. Each field's prefix candidates are a
+        superset of its rows above the threshold, so any intersection of them is a superset of the answer: fields
+        are taken cheapest first (postings to read), and a field whose postings cost more than scoring the
+        candidates left is not read but only scored later (the instruction every row of a classification set
+        shares; a one-word label that matches a quarter of the rows is cheap to read but selects little alone)."""
+        order = sorted(queries, key=lambda f: queries[f].cost)
+        cands = self.indexes[order[0]].candidates(queries[order[0]], threshold)
+        for f in order[1:]:
+            if not cands.size or queries[f].cost > SCORE_COST * cands.size:
+                break
+            cands = np.intersect1d(cands, self.indexes[f].candidates(queries[f], threshold), assume_unique=True)
+        return cands
+
+
+# A posting read costs far less than an exact LCS; past this many reads per candidate left, scoring wins.
+SCORE_COST = 8
 
 
 def row_texts(row: object, fields: Sequence[str]) -> tuple[str, ...]:

@@ -64,13 +64,13 @@ class EvolInstruct:
         self.done_attempts = 0  # of those, attempts whose outcome is known (for a progress bar)
         self.rounds: list[dict] = []  # each round's fates, for the summary and the report
         self.times_evolved = [0] * len(self.generation)  # per lineage (a position of the generation)
-        self.known = {r.id: r for r in sources}  # every parent a judge may need to see
+        self.parents: dict[str, Record] = {}  # the rows a step is evolving: what the judge compares with
         self.prompts = PromptSet({op: load_prompt(f"evol/{op}") for op in config.operations} | {
             "respond": load_prompt("evol/respond")}, config.mode)
 
     def parent_of(self, record: Record) -> dict[str, str]:
         """Judge context: the instruction this one evolved from."""
-        return {"parent": as_text(self.known[record.lineage.parent_ids[0]])}
+        return {"parent": as_text(self.parents[record.lineage.parent_ids[0]])}
 
     def _sampling(self, cfg: SamplingConfig, round_no: int) -> Sampling:
         return Sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens,
@@ -147,7 +147,7 @@ class EvolInstruct:
                 result.rejections.append(self.stage.reject_external("backend_error", reply.error, candidate))
             else:  # a new record, so its id hashes the full content (instruction and response)
                 answered.append(Record(instruction=candidate.instruction, output=reply.text, lineage=candidate.lineage))
-        self.known.update((r.id, r) for r in answered)
+        self.parents = {p.id: p for p in parents}
         accepted, rejected, _ = self.stage.run(answered)
         result.records, result.rejections = accepted, result.rejections + rejected
         return result
