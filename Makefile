@@ -52,6 +52,8 @@ clean:
 
 bench: setup
 	$(BIN)/python bench/dedup.py
+	$(BIN)/python bench/filter.py
+	$(BIN)/python bench/evolve.py
 	$(BIN)/python bench/decontaminate.py
 	$(BIN)/python bench/bench_decode.py
 	$(BIN)/python bench/train.py
