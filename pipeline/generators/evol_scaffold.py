@@ -1,7 +1,7 @@
 """Scaffold words of the Evol-Instruct prompts, derived from the prompt files themselves so the list cannot drift.
 
-An evolved instruction that echoes the prompt that made it ("Add only 10 to 20 words", "Reply with only the new
-instruction", "given prompt") copied the scaffold, not the task: the paper's elimination rule 4. The phrases are
+An evolved instruction that echoes the prompt that made it (its word limit, its request to answer with the new
+instruction only, "given prompt") copied the scaffold, not the task: the paper's elimination rule 4. The phrases are
 every `#Marker#` and every quoted phrase of an evolving prompt, and every clause of it (text between . : ; ! ? and
 line breaks inside one paragraph) of four words or more, read from the prompt rendered with an empty instruction.
 """
