@@ -148,9 +148,9 @@ def test_alpaca_only_seeds_grow_with_sprouts_own_worked_examples(tmp_path):
     seeds.write_text(json.dumps(rows))
     out = tmp_path / "run"
     result = sprout("data", "--set", f"seeds=[{seeds}]", "--set", f"out_dir={out}",
-                    "--set", f"cache={tmp_path / 'c.sqlite'}", "--set", "generators.self_instruct.target=2",
-                    "--set", "generators.self_instruct.requests_per_batch=2",
-                    "--set", "generators.self_instruct.tasks_per_batch=4", "--set", "generators.evol_instruct=null",
+                    "--set", f"cache={tmp_path / 'c.sqlite'}", "--set", "generators.self_instruct.target=1",
+                    "--set", "generators.self_instruct.requests_per_batch=4",
+                    "--set", "generators.self_instruct.tasks_per_batch=2", "--set", "generators.evol_instruct=null",
                     "--set", "generators.self_instruct.sampling.max_tokens=160",
                     "--set", "generators.self_instruct.instance_sampling.max_tokens=128",
                     "--set", "generators.pair_synthesis=[]", "--set", "generators.flan=null")
@@ -158,7 +158,7 @@ def test_alpaca_only_seeds_grow_with_sprouts_own_worked_examples(tmp_path):
     said = " ".join((result.stdout + result.stderr).split())
     assert "seeds: 0 classification seed tasks; 4 of sprout's own (general.jsonl) are borrowed" in said
     report = json.loads((out / "report.json").read_text())
-    assert report["new_tasks"] == 2 and report["seeds"] == 10
+    assert report["new_tasks"] == 1 and report["seeds"] == 10
     user_seeds = {seed.id for seed in load_seeds([seeds])}
     grown = [Record.model_validate(json.loads(line)) for line in (out / "examples.jsonl").read_text().splitlines()]
     assert grown and all(set(r.lineage.seed_ids) <= user_seeds for r in grown)  # proposals show only the user's
