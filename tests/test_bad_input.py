@@ -526,12 +526,14 @@ def test_data_and_model_text_with_jinja_is_rendered_verbatim_by_every_prompt_kin
              "synth/label": {"task": task, "examples": examples, "input": text},
              "synth/output": {"task": task, "examples": examples, "input": text},
              "templates/paraphrase": {"template": text},  # a FLAN template's own text, sent to be reworded
-             "self_instruct/new_tasks": {"tasks": [text] * 8}}
+             "self_instruct/new_tasks": {"tasks": [text] * 8, "up_to": 15}}
     for name, variables in calls.items():
         for mode in ("chat", "completion"):
             built = load_prompt(name).build(mode, **variables)
             rendered = built if isinstance(built, str) else "\n".join(m["content"] for m in built)
             assert text in rendered, (name, mode)
+            for native in filter(None, [getattr(built, "chat_native", None)]):  # the form for chat-only servers
+                assert text in "\n".join(m["content"] for m in native), (name, "chat-native")
     # A FLAN data row is data too: its fields go into the template as values.
     data = write(tmp_path / "mood.jsonl", jsonl({"text": text, "label": 1}))
     write(tmp_path / "flan" / "mood.yaml", FLAN_HEADER.format(data=data, instruction="How does the writer feel?"))

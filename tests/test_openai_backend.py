@@ -1,12 +1,6 @@
 """The OpenAI-compatible backend against a real `transformers serve` (the embedded model) on a free loopback port."""
 
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -15,54 +9,10 @@ from sprout.backends.cache import CachedBackend
 from sprout.backends.openai_compat import OpenAIBackend
 from sprout.config import BackendConfig
 from sprout.errors import UserError
-from sprout.model_store import resolve_model
 from tests.fault_proxy import FaultPlan, FaultProxy
+from tests.serve import free_port, start_server, stop_server
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(model_dir: Path) -> tuple[subprocess.Popen, str]:
-    """A real `transformers serve` on a free loopback port; returns the process and its root URL once healthy."""
-    port = free_port()
-    cli = Path(sys.executable).parent / "transformers"  # the console script of transformers[serving]
-    process = subprocess.Popen([str(cli), "serve", str(model_dir),
-                                "--device", "cpu", "--port", str(port), "--host", "127.0.0.1"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180  # a start-up guard, not a timing
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=2)
-            return process, url
-        except OSError:
-            if process.poll() is not None:
-                pytest.fail(f"transformers serve exited: {process.stderr.read()[-2000:]}")
-            time.sleep(1)
-    process.kill()
-    pytest.fail("transformers serve did not become healthy within 180 s")
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    process.terminate()
-    process.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def model_dir() -> Path:
-    return resolve_model("embedded", log=lambda *_: None)
-
-
-@pytest.fixture(scope="module")
-def server(model_dir):
-    process, url = start_server(model_dir)
-    yield f"{url}/v1", str(model_dir)
-    stop_server(process)
 
 
 def test_chat_n_samples_stop_usage_and_order_under_concurrency(server):
@@ -136,8 +86,11 @@ def test_a_prefill_is_continued_where_the_server_allows_it_else_sent_as_raw_text
     # the completions endpoint as raw text, and the server is remembered as one that does not continue.
     assert [(e.path, "continue_final_message" in e.fields) for e in proxy.log] == [
         ("/v1/chat/completions", True), ("/v1/completions", False), ("/v1/completions", False)]
-    assert backend.endpoints[0].continues_prefill is False
+    assert backend.endpoints[0].prefill_route == "completions"
+    assert [first.route, again.route] == ["completions", "completions"]
     assert first.text == again.text and first.text and not first.text.startswith("1.")  # it went on after "1."
+    # Found out once and said once, with what the server answered.
+    assert len(backend.notes) == 1 and "422" in backend.notes[0] and "/v1/completions" in backend.notes[0]
 
 
 def test_every_kind_of_fault_is_retried_and_retry_after_is_honoured(server):

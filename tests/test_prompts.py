@@ -78,7 +78,11 @@ def test_completion_mode_uses_the_files_completion_template():
     text = load_prompt("self_instruct/new_tasks").build("completion", tasks=tasks)
     assert isinstance(text, str) and "<|im_start|>" not in text
     assert "1. Task number 0.\n2. Task number 1." in text and text.endswith("8. Task number 7.\n9.")
-    assert load_prompt("self_instruct/new_tasks").build("chat", tasks=tasks)[-1]["content"] == "9."
+    chat = load_prompt("self_instruct/new_tasks").build("chat", tasks=tasks, up_to=15)
+    assert chat[-1] == {"role": "assistant", "content": "9."}
+    # Its chat-native form (for servers that cannot continue a prefill) asks for the same items as a new message.
+    assert chat.chat_native[-1]["role"] == "user" and "Write tasks 9 to 15" in chat.chat_native[-1]["content"]
+    assert all(task in chat.chat_native[-1]["content"] for task in tasks)
 
 
 def test_completion_mode_without_a_template_joins_the_messages_and_ends_with_the_prefill():
@@ -117,3 +121,35 @@ def test_the_bounds_leave_ordinary_templates_alone(tmp_path):
     rendered = load_prompt("ordinary", root=tmp_path).render(text="abc")[0]["content"]
     assert rendered == "--------------------|1024|   abc   |  abc|   abc|  abc|12345678|12345678|abc"
     load_prompt.cache_clear()
+
+
+def test_every_prefilled_prompt_has_a_chat_native_form_without_the_prefill():
+    """A chat-only endpoint cannot continue a prefill: each prompt file ending in one carries its `chat:` form."""
+    prefilled = []
+    for path in sorted(PROMPTS_DIR.rglob("*.yaml")):
+        name = str(path.relative_to(PROMPTS_DIR).with_suffix(""))
+        if name.startswith("flan/"):  # template sets, not chat prompts
+            continue
+        prompt = load_prompt(name)
+        last = prompt.messages[-1]
+        if isinstance(last, tuple) and last[0] == "assistant":
+            prefilled.append(name)
+            assert prompt.chat is not None, f"{name}: ends in a prefill and has no `chat:` form"
+            assert prompt.chat[-1][0] == "user"
+    assert prefilled == ["self_instruct/input_first", "self_instruct/new_tasks", "self_instruct/output_first"]
+
+
+def test_a_chat_native_answer_becomes_the_continuation_of_the_prefill():
+    from sprout.backends.base import continuation
+
+    assert continuation("9.", "9. Name a bird.\n10. Sort the list.") == " Name a bird.\n10. Sort the list."
+    assert continuation("Input:", "  Input: a text\nOutput: b") == " a text\nOutput: b"
+    # An answer that does not start with the prefill is kept whole, for the parser to judge.
+    assert continuation("Class label:", "Sure! Class label: Yes") == "Sure! Class label: Yes"
+
+
+def test_a_chat_form_ending_in_a_prefill_is_refused(tmp_path):
+    write(tmp_path / "p.yaml", "messages:\n  - {role: user, content: hi}\n  - {role: assistant, content: 'A:'}\n"
+                               "chat:\n  - {role: user, content: hi}\n  - {role: assistant, content: 'A:'}\n")
+    with pytest.raises(UserError, match="must not end in an assistant message"):
+        load_prompt("p", tmp_path)

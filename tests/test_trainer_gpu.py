@@ -142,3 +142,22 @@ def test_qlora_trains_a_4bit_base(tmp_path, tiny_model, prepared):
            uint8_states=sum(state["state1"].dtype == torch.uint8 for state in states), optimizer_states=len(states),
            paged_states=sum(bool(getattr(state["state1"], "is_paged", False)) for state in states),
            bitsandbytes=bnb.__version__)
+
+
+def test_the_local_backend_eval_and_chat_pick_cuda_in_bf16_on_auto(tiny_model, tmp_path):
+    from sprout.backends.base import Sampling
+    from sprout.backends.local import LocalBackend
+    from sprout.trainer.evaluate import chat, run_eval
+
+    backend = LocalBackend(tiny_model, device="auto")
+    assert backend.device == "cuda" and next(backend.model.parameters()).dtype == torch.bfloat16
+    assert backend.batch_size == 128 and backend.model_id.endswith(":bfloat16")
+    [[reply]] = backend.generate([[{"role": "user", "content": "Hi"}]], Sampling(max_tokens=4))
+    assert reply.completion_tokens > 0
+    summary = run_train(TrainConfig(model=str(tiny_model), data=DATA, out_dir=tmp_path / "run", max_steps=2,
+                                    batch_size=4, validation_share=0), log=lambda *_: None)
+    adapter = tmp_path / "run" / "adapter"
+    report = run_eval(adapter, REPO / "seeds" / "tasks" / "political_promises_heldout.jsonl", tmp_path / "eval",
+                      limit=4, max_tokens=4, log=lambda *_: None)
+    assert summary["device"] == "cuda" and report["rows"] == 4
+    assert isinstance(chat(adapter, "Hi", max_tokens=4, log=lambda *_: None), str)

@@ -12,6 +12,7 @@ import pytest
 from sprout.backends.base import Sampling
 from sprout.backends.cache import CachedBackend
 from sprout.backends.vllm_offline import VLLMBackend, engine_calls, sampling_params_kwargs
+from sprout.config import load_config
 from sprout.errors import UserError
 from tests.test_cli import sprout
 
@@ -112,6 +113,21 @@ def test_through_the_cache_a_repeat_makes_no_engine_call(fake_vllm, tmp_path):
     again = backend.generate([CHAT, "raw"], Sampling(n=2), generator="test")
     assert len(llm.calls) == 2 and [[c.text for c in r] for r in again] == [[c.text for c in r] for r in first]
     assert backend.usage.cache_hits == 4 and backend.model_id == "vllm:some/model"
+
+
+def test_config_options_pass_through_to_the_engine_under_vllms_own_names(fake_vllm, tmp_path):
+    """`tensor_parallel_size` and `data_parallel_size` reach `vllm.LLM` as vLLM names them (its EngineArgs)."""
+    made = []
+    fake_vllm.LLM = lambda **kwargs: made.append(kwargs) or RecordingLLM()
+    VLLMBackend("some/model", tensor_parallel_size=2, data_parallel_size=4, max_model_len=4096)
+    VLLMBackend("some/model")
+    assert made[0] == {"model": "some/model", "tensor_parallel_size": 2, "data_parallel_size": 4,
+                       "gpu_memory_utilization": 0.9, "max_model_len": 4096, "dtype": "auto"}
+    assert "data_parallel_size" not in made[1]  # at 1 it is left to vLLM (older versions lack it)
+    path = tmp_path / "c.yaml"
+    path.write_text("backend:\n  kind: vllm\n  data_parallel_size: 2\n  tensor_parallel_size: 4\n")
+    config = load_config(path)
+    assert (config.backend.data_parallel_size, config.backend.tensor_parallel_size) == (2, 4)
 
 
 def test_engine_calls_group_by_kind():

@@ -39,8 +39,9 @@ class TrainConfig(Strict):
     seed: int = 42
     # --- data
     system_prompt: str | None = None
-    template: Literal["auto", "smollm2", "chatml", "zephyr", "tulu"] = Field(
-        "auto", description="auto: the training twin of the model's own template, ChatML if it has none")
+    template: Literal["auto", "smollm2", "mistral", "chatml"] = Field(
+        "auto", description="auto: the model's own template if it marks answers, else TRL's training version of it, "
+        "else sprout's twin (SmolLM2, Mistral), each checked to render alike; ChatML for a model without one")
     train_on: Literal["all_assistant", "last_assistant"] = "all_assistant"
     validation_share: float = Field(0.1, ge=0, lt=1)
     max_length: int = Field(512, gt=8)
@@ -97,8 +98,6 @@ class TrainConfig(Strict):
         return self
 
     def resolved_device(self) -> str:
-        if self.device != "auto":
-            return self.device
-        import torch
+        from sprout.devices import resolve_device
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return resolve_device(self.device)

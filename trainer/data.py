@@ -93,26 +93,78 @@ def template_text(name: str) -> str:
     return (TEMPLATES / f"{name}.jinja").read_text(encoding="utf-8")
 
 
+# sprout's own training templates, only for families TRL ships none for; `chatml` is the format a model without a
+# chat template is trained in.
+OWN_TEMPLATES = ("smollm2", "mistral", "chatml")
+# How a template's family shows in its text: for the message when no training template covers it.
+FAMILY_MARKS = (("<|start_header_id|>", "Llama 3"), ("<start_of_turn>", "Gemma"), ("<|turn>", "Gemma 4"),
+                ("<|im_start|>", "ChatML (Qwen, SmolLM, Hermes...)"), ("[INST]", "Mistral / Llama 2"),
+                ("<|user|>", "Phi-3 / Zephyr"), ("<|START_OF_TURN_TOKEN|>", "Cohere"), ("<｜User｜>", "DeepSeek"),
+                ("<|channel|>", "gpt-oss"))
+SAMPLE = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."},
+          {"role": "user", "content": "Two?"}, {"role": "assistant", "content": "Yes."}]
+
+
+def template_family(template: str) -> str:
+    return next((family for mark, family in FAMILY_MARKS if mark in template), "unknown")
+
+
+def renders_like_own(tokenizer, candidate: str) -> bool:
+    """The candidate renders every sample conversation exactly as the model's own template does (with and
+    without a system turn, as a whole conversation and as a prompt awaiting the answer)."""
+    checks = [(c, False) for c in (SAMPLE, [{"role": "system", "content": "Be brief."}, *SAMPLE])]
+    checks += [(c[:-1], True) for c, _ in checks]  # each as a prompt awaiting its last answer
+    compared = 0
+    for conversation, generation_prompt in checks:
+        try:  # a conversation the model's own template refuses (Gemma: no system turn) proves nothing either way
+            own = tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=generation_prompt)
+        except Exception:  # noqa: BLE001 - templates raise whatever their authors chose (raise_exception)
+            continue
+        try:
+            ours = tokenizer.apply_chat_template(conversation, tokenize=False, chat_template=candidate,
+                                                 add_generation_prompt=generation_prompt)
+        except Exception:  # noqa: BLE001
+            return False
+        if ours != own:
+            return False
+        compared += 1
+    return compared > 0
+
+
+def trl_training_template(tokenizer) -> str | None:
+    """TRL's training version of the model's template (`{% generation %}` marks added), for the ~30 families TRL
+    ships one for; None when TRL has none."""
+    from jinja2 import TemplateError
+    from trl.chat_template_utils import get_training_chat_template
+
+    try:
+        return get_training_chat_template(tokenizer)
+    except (ValueError, TypeError, TemplateError):
+        return None
+
+
 def choose_template(name: str, tokenizer) -> str:
-    """The training template (with `{% generation %}` markers). `auto`: the shipped twin that renders exactly like
-    the model's own template, or ChatML for a model without one."""
+    """The training template (with `{% generation %}` markers). `auto`: the model's own when it has the markers,
+    else TRL's training version of it, else sprout's own twin (SmolLM2, Mistral), each checked to render exactly
+    like the model's template; ChatML for a model without a template."""
     if name != "auto":
         return template_text(name)
     own = getattr(tokenizer, "chat_template", None)
+    if isinstance(own, dict):
+        own = own.get("default")
     if not own:
         return template_text("chatml")
-    if "{% generation %}" in own:
+    if "{% generation %}" in own or "{%- generation %}" in own:
         return own
-    sample = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."},
-              {"role": "user", "content": "Two?"}, {"role": "assistant", "content": "Yes."}]
-    for twin in ("smollm2", "chatml", "zephyr", "tulu"):
-        if all(tokenizer.apply_chat_template(c, tokenize=False, chat_template=template_text(twin))
-               == tokenizer.apply_chat_template(c, tokenize=False)
-               for c in (sample, [{"role": "system", "content": "Be brief."}, *sample])):
-            return template_text(twin)
-    raise UserError("the model's chat template has no {% generation %} markers and matches none of sprout's "
-                    "training templates, so assistant tokens cannot be told apart. Fix: set `template:` to "
-                    "chatml, zephyr or tulu (the model is then trained in that format).")
+    candidates = [trl_training_template(tokenizer), *(template_text(twin) for twin in OWN_TEMPLATES)]
+    for candidate in candidates:
+        if candidate and renders_like_own(tokenizer, candidate):
+            return candidate
+    raise UserError(f"the model's chat template (family: {template_family(own)}) has no {{% generation %}} markers, "
+                    "and neither TRL's training templates nor sprout's (SmolLM2, Mistral, ChatML) render like it, so "
+                    "the answer tokens cannot be told apart. Fix: give the model a chat template with "
+                    "{% generation %}...{% endgeneration %} around each assistant answer (and its end-of-turn "
+                    "token), or set `template: chatml` to train it in ChatML instead of its own format.")
 
 
 @dataclass

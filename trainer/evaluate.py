@@ -15,6 +15,7 @@ from pathlib import Path
 from sprout.backends.base import Sampling
 from sprout.backends.local import LocalBackend
 from sprout.dataset_io import read_rows
+from sprout.devices import compute_dtype, resolve_device
 from sprout.errors import UserError
 from sprout.jsonl import atomic_directory, atomic_write
 from sprout.task_spec import match_label
@@ -24,9 +25,10 @@ from sprout.trainer.train import ADAPTER_INFO
 MAX_LABELS = 10  # references with at most this many distinct short values are treated as labels
 
 
-def load_tuned(adapter: Path, base: str | None = None, log=print):
-    """(PEFT model, tokenizer) in fp32; the base comes from the adapter's sprout record unless `base` is given."""
-    import torch
+def load_tuned(adapter: Path, base: str | None = None, log=print, device: str = "auto"):
+    """(PEFT model, tokenizer with the model's own chat template, training template) on `device` (auto: CUDA in
+    bf16 when there is one, else the CPU in fp32); the base comes from the adapter's sprout record unless `base`
+    is given."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -40,11 +42,15 @@ def load_tuned(adapter: Path, base: str | None = None, log=print):
         raise UserError(f"{adapter}: not a sprout adapter folder (no {ADAPTER_INFO}). Fix: pass the `adapter` folder "
                         "of a `sprout train` run, e.g. out/train/adapter.")
     model_dir = resolve_model(base or json.loads(info_path.read_text())["model"], log=log)
+    device = resolve_device(device)
+    # Prompts are rendered with the model's own chat template (as saved with the adapter, the base model's); the
+    # training template renders the same text and adds the assistant marks the answer loss needs.
     tokenizer = AutoTokenizer.from_pretrained(adapter)
-    # Generate in the format the model was trained in (the training template renders like the chat template).
-    tokenizer.chat_template = (adapter / "training_template.jinja").read_text(encoding="utf-8")
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    return PeftModel.from_pretrained(model, adapter).eval(), tokenizer
+    training_template = (adapter / "training_template.jinja").read_text(encoding="utf-8")
+    if not tokenizer.chat_template:  # a model without one was trained in the template sprout chose for it
+        tokenizer.chat_template = training_template
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=compute_dtype(device)).to(device)
+    return PeftModel.from_pretrained(model, adapter).eval(), tokenizer, training_template
 
 
 def read_eval_rows(path: Path, limit: int | None) -> list[tuple[list[dict], str]]:
@@ -93,17 +99,18 @@ def rouge_scores(predictions: list[str], references: list[str]) -> dict:
     return {"rouge_l": round(sum(values) / len(values), 4)}
 
 
-def answer_loss(model, tokenizer, pairs) -> float:
+def answer_loss(model, tokenizer, pairs, training_template: str) -> float:
     """Mean loss per reference-answer token (prompt tokens masked), the same way training counts it."""
     import torch
 
     rows = tokenize([[*prompt, {"role": "assistant", "content": ref}] for prompt, ref in pairs], tokenizer,
-                    tokenizer.chat_template, max_length=4096, last_only=True).rows
+                    training_template, max_length=4096, last_only=True).rows
+    device = next(model.parameters()).device
     total = count = 0.0
     with torch.no_grad():
         for row in rows:
-            ids = torch.tensor([row["input_ids"]])
-            labels = torch.where(torch.tensor([row["assistant_masks"]]) == 1, ids, torch.tensor(-100))
+            ids = torch.tensor([row["input_ids"]], device=device)
+            labels = torch.where(torch.tensor([row["assistant_masks"]], device=device) == 1, ids, -100)
             n = int((labels[0, 1:] != -100).sum())
             total += float(model(input_ids=ids, labels=labels).loss) * n
             count += n
@@ -111,11 +118,11 @@ def answer_loss(model, tokenizer, pairs) -> float:
 
 
 def run_eval(adapter: Path, data: Path, out: Path, limit: int | None = None, max_tokens: int = 64,
-             base: str | None = None, samples: int = 20, log=print) -> dict:
+             base: str | None = None, samples: int = 20, log=print, device: str = "auto") -> dict:
     pairs = read_eval_rows(data, limit)
     if not pairs:
         raise UserError(f"{data}: no rows to evaluate.")
-    model, tokenizer = load_tuned(adapter, base, log)
+    model, tokenizer, training_template = load_tuned(adapter, base, log, device)
     references = [ref for _, ref in pairs]
     labels = labels_of(references)
     backend = LocalBackend.from_model(model, tokenizer, model_id=f"sprout-eval:{Path(adapter).name}")
@@ -126,10 +133,10 @@ def run_eval(adapter: Path, data: Path, out: Path, limit: int | None = None, max
         if name == "base":
             with model.disable_adapter():
                 outputs = [c[0].text for c in backend.generate([p for p, _ in pairs], sampling)]
-                loss = answer_loss(model, tokenizer, pairs)
+                loss = answer_loss(model, tokenizer, pairs, training_template)
         else:
             outputs = [c[0].text for c in backend.generate([p for p, _ in pairs], sampling)]
-            loss = answer_loss(model, tokenizer, pairs)
+            loss = answer_loss(model, tokenizer, pairs, training_template)
         scores = classification_scores(outputs, references, labels) if labels else rouge_scores(outputs, references)
         results[name] = {**scores, "answer_loss": loss, "outputs": outputs}
     report = {"adapter": str(adapter), "data": str(data), "rows": len(pairs),
@@ -173,9 +180,10 @@ def eval_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def merge_adapter(adapter: Path, out: Path, base: str | None = None, log=print) -> Path:
-    """Fold the LoRA weights into the base: a standalone model folder that loads with plain transformers."""
-    model, tokenizer = load_tuned(adapter, base, log)
+def merge_adapter(adapter: Path, out: Path, base: str | None = None, log=print, device: str = "auto") -> Path:
+    """Fold the LoRA weights into the base: a standalone model folder that loads with plain transformers (and its
+    own chat template)."""
+    model, tokenizer, _ = load_tuned(adapter, base, log, device)
     merged = model.merge_and_unload()
     with atomic_directory(out) as staging:
         merged.save_pretrained(staging)
@@ -183,8 +191,9 @@ def merge_adapter(adapter: Path, out: Path, base: str | None = None, log=print) 
     return out
 
 
-def chat(adapter: Path, prompt: str, max_tokens: int = 256, base: str | None = None, log=print) -> str:
-    model, tokenizer = load_tuned(adapter, base, log)
+def chat(adapter: Path, prompt: str, max_tokens: int = 256, base: str | None = None, log=print,
+         device: str = "auto") -> str:
+    model, tokenizer, _ = load_tuned(adapter, base, log, device)
     backend = LocalBackend.from_model(model, tokenizer, model_id="sprout-chat")
     [[reply]] = backend.generate([[{"role": "user", "content": prompt}]], Sampling(temperature=0.0,
                                                                                    max_tokens=max_tokens))

@@ -26,6 +26,25 @@ def is_prefill(prompt: Prompt) -> bool:
     return not isinstance(prompt, str) and prompt[-1]["role"] == "assistant"
 
 
+class Prefilled(list):
+    """A conversation ending in a prefill that also carries its chat-native form (the prompt file's `chat:`): the
+    same request as a plain chat, whose answer is a new message that starts where the prefill starts. Servers that
+    cannot continue a prefill (hosted chat-only APIs) get that form. It is the prefilled conversation everywhere
+    else, the cache key included: an answer is stored as the continuation of the prefill whichever way it came."""
+
+    def __init__(self, messages: list[Message], chat_native: list[Message]):
+        super().__init__(messages)
+        self.chat_native = chat_native
+
+
+def continuation(prefill: str, reply: str) -> str:
+    """A chat-native answer as the continuation of the prefill: the prefill's own text is taken off its start
+    (e.g. "9." before the ninth task). An answer that does not start with it is kept whole, for the parser to judge
+    (nothing is cut away unseen)."""
+    reply, prefill = reply.lstrip(), prefill.strip()
+    return reply[len(prefill):] if prefill and reply.startswith(prefill) else reply
+
+
 @dataclass(frozen=True)
 class Sampling:
     temperature: float = 0.7
@@ -58,6 +77,7 @@ class Completion:
     completion_tokens: int = 0
     cached: bool = False
     error: str = ""  # finish_reason "error": why the backend gave no answer after its retries (never cached)
+    route: str = ""  # a prefill's way to the server: continue, completions or chat-native (OpenAI backend)
 
     @property
     def failed(self) -> bool:
@@ -93,6 +113,8 @@ class Usage:
     failed: int = 0  # samples the backend could not produce after its retries (not cached: a rerun asks again)
     seconds: float = 0.0
     failures: dict[str, int] = field(default_factory=dict)  # those failures by reason
+    prefill_routes: dict[str, int] = field(default_factory=dict)  # fresh prefilled requests by route
+    notes: list[str] = field(default_factory=list)  # what the backend adapted to a server, each said once
     by_model: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
     def row(self, model: str, generator: str) -> dict[str, float]:
@@ -103,6 +125,9 @@ class Usage:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for reason, count in other.failures.items():
             self.failures[reason] = self.failures.get(reason, 0) + count
+        for route, count in other.prefill_routes.items():
+            self.prefill_routes[route] = self.prefill_routes.get(route, 0) + count
+        self.notes += [note for note in other.notes if note not in self.notes]
         for model, generators in other.by_model.items():
             for generator, counts in generators.items():
                 mine = self.row(model, generator)
@@ -123,6 +148,8 @@ class Usage:
         else:
             pairs = (("calls", 1), ("prompt_tokens", completion.prompt_tokens),
                      ("completion_tokens", completion.completion_tokens))
+            if completion.route:
+                self.prefill_routes[completion.route] = self.prefill_routes.get(completion.route, 0) + 1
         for key, value in pairs:
             setattr(self, key, getattr(self, key) + value)
             row[key] += value

@@ -96,6 +96,8 @@ class CachedBackend(Backend):
                 raise
             for i, completions in zip(missing, fresh, strict=True):
                 results[i] = list(completions)
+            # What the backend adapted to its server (said once in the log) goes into the run's summary too.
+            self.usage.notes += [note for note in getattr(self.inner, "notes", ()) if note not in self.usage.notes]
         for row in results:
             for completion in row:
                 self.usage.add(completion, self.model_id, generator)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sprout.backends.base import Backend, Completion, Prompt, Sampling, is_prefill
 from sprout.backends.decode import sample_batch
+from sprout.devices import compute_dtype, resolve_device
 
 
 def model_fingerprint(model_dir: Path) -> str:
@@ -23,7 +24,8 @@ def model_fingerprint(model_dir: Path) -> str:
 
 
 class LocalBackend(Backend):
-    def __init__(self, model_dir: Path, batch_size: int = 8, threads: int | None = None, device: str = "cpu"):
+    def __init__(self, model_dir: Path, batch_size: int | None = None, threads: int | None = None,
+                 device: str = "auto"):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -33,23 +35,27 @@ class LocalBackend(Backend):
             torch.set_num_threads(threads)
         self.torch = torch
         self.model_dir = Path(model_dir)
-        self.model_id = f"transformers:{self.model_dir.name}:{model_fingerprint(self.model_dir)}"
-        self.batch_size = batch_size
-        self.device = device
+        self.device = device = resolve_device(device, "backend.device")
+        dtype = compute_dtype(device)
+        # bf16 on a GPU samples differently from fp32 on the CPU: its answers are cached apart.
+        precision = "" if dtype == torch.float32 else f":{str(dtype).removeprefix('torch.')}"
+        self.model_id = f"transformers:{self.model_dir.name}:{model_fingerprint(self.model_dir)}{precision}"
+        self.batch_size = batch_size or (128 if device.startswith("cuda") else 32)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         self.tokenizer.padding_side = "left"  # decoder-only models must continue right after each prompt
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         # fp32 on CPU: bf16 kernels crash some CPUs outright ("illegal instruction").
-        dtype = torch.float32 if device == "cpu" else torch.bfloat16
         self.model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=dtype).to(device).eval()
 
     @classmethod
-    def from_model(cls, model, tokenizer, model_id: str, batch_size: int = 8, device: str = "cpu") -> LocalBackend:
+    def from_model(cls, model, tokenizer, model_id: str, batch_size: int = 8,
+                   device: str | None = None) -> LocalBackend:
         """A backend over a model already in memory (e.g. a PEFT model for `sprout eval`/`chat`)."""
         import torch
 
         backend = cls.__new__(cls)
+        device = device or str(next(model.parameters()).device)  # where the model already is
         backend.torch, backend.model_id, backend.batch_size, backend.device = torch, model_id, batch_size, device
         backend.model_dir = None
         backend.tokenizer, backend.model = tokenizer, model.eval()

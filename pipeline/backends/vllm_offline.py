@@ -37,6 +37,18 @@ def sampling_params_kwargs(sampling: Sampling) -> dict[str, Any]:
             "presence_penalty": sampling.presence_penalty, "frequency_penalty": sampling.frequency_penalty}
 
 
+def engine_kwargs(model: str, tensor_parallel_size: int, gpu_memory_utilization: float, max_model_len: int | None,
+                  dtype: str, data_parallel_size: int) -> dict[str, Any]:
+    """`vllm.LLM` arguments: vLLM's own engine options, passed through under their own names. `data_parallel_size`
+    (replicas of the model, each on `tensor_parallel_size` GPUs) goes only when above 1, so versions of vLLM
+    without it still start."""
+    kwargs = {"model": model, "tensor_parallel_size": tensor_parallel_size,
+              "gpu_memory_utilization": gpu_memory_utilization, "max_model_len": max_model_len, "dtype": dtype}
+    if data_parallel_size > 1:
+        kwargs["data_parallel_size"] = data_parallel_size
+    return kwargs
+
+
 def engine_calls(batch: list[Prompt]) -> dict[str, list[int]]:
     """Which prompts go into which engine call: `completion` (raw text, LLM.generate), `chat` (LLM.chat opening an
     assistant turn) and `prefill` (LLM.chat continuing a final assistant message). Indices keep input order."""
@@ -60,7 +72,7 @@ def to_completions(output, n: int) -> list[Completion]:
 
 class VLLMBackend(Backend):
     def __init__(self, model: str | Path, tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9,
-                 max_model_len: int | None = None, dtype: str = "auto", llm=None):
+                 max_model_len: int | None = None, dtype: str = "auto", data_parallel_size: int = 1, llm=None):
         self.vllm = import_vllm()
         model = str(model)
         if Path(model).is_dir():
@@ -69,9 +81,8 @@ class VLLMBackend(Backend):
             self.model_id = f"vllm:{Path(model).name}:{model_fingerprint(Path(model))}"
         else:
             self.model_id = f"vllm:{model}"
-        self.llm = llm or self.vllm.LLM(model=model, tensor_parallel_size=tensor_parallel_size,
-                                        gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
-                                        dtype=dtype)
+        self.llm = llm or self.vllm.LLM(**engine_kwargs(model, tensor_parallel_size, gpu_memory_utilization,
+                                                        max_model_len, dtype, data_parallel_size))
 
     def generate(self, batch: list[Prompt], sampling: Sampling) -> list[list[Completion]]:
         params = self.vllm.SamplingParams(**sampling_params_kwargs(sampling))

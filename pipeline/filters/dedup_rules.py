@@ -14,7 +14,6 @@ from sprout.filters.row_index import FIELDS, DedupOn, RowRougeIndex, row_texts
 from sprout.filters.rules import Drop, Rule
 from sprout.records import Record
 
-
 # The report's histogram of each checked candidate's nearest score is exact from here up; below it, one bin. (Finding
 # an exact maximum under ~0.3 means scoring every entry that shares a common word: a cost that grows with the pool.)
 SCORE_FLOOR = 0.3

@@ -92,7 +92,8 @@ class SelfInstruct:
             machine = rng.sample(self.machine_tasks, min(cfg.in_context - cfg.from_seeds, len(self.machine_tasks)))
             shown_seeds = rng.sample(self.seeds, cfg.in_context - len(machine))
             shown = [s.instruction for s in shown_seeds] + [m.instruction for m in machine]
-            requests.append((self.prompts.build("new_tasks", tasks=shown), shown_seeds, machine))
+            requests.append((self.prompts.build("new_tasks", tasks=shown, up_to=cfg.list_stops_at - 1), shown_seeds,
+                             machine))
         replies = self.backend.generate([r[0] for r in requests], sampling, generator=NAME)
         proposals = []
         for (_, shown_seeds, machine), (reply,) in zip(requests, replies, strict=True):

@@ -1,0 +1,27 @@
+"""`device: auto` everywhere: CUDA in bf16 when there is one, else the CPU in fp32 (bf16 kills some CPUs)."""
+
+import pytest
+import torch
+
+from sprout.config import BackendConfig
+from sprout.devices import compute_dtype, resolve_device
+from sprout.errors import UserError
+from sprout.trainer.config import TrainConfig
+
+
+def test_auto_is_cuda_when_there_is_one_else_the_cpu_in_fp32():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto") == expected
+    assert compute_dtype("cpu") == torch.float32
+    assert BackendConfig().device == "auto" and BackendConfig().batch_size is None
+    assert TrainConfig(model="embedded", data="x.jsonl").resolved_device() == expected
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_asking_for_cuda_without_it_is_one_error_naming_the_key_and_the_fix():
+    with pytest.raises(UserError) as caught:
+        resolve_device("cuda", "backend.device")
+    assert "backend.device: cuda asked for, but this machine has no CUDA device" in str(caught.value)
+    assert "Fix: backend.device: auto" in str(caught.value)
+    with pytest.raises(UserError, match="not a device sprout runs on"):
+        resolve_device("tpu")
