@@ -77,6 +77,8 @@ def main() -> int:
         replies = backend.generate(prompts, Sampling(temperature=0.7, max_tokens=48, seed=1))
         seconds = time.monotonic() - started
         tokens = sum(r[0].completion_tokens for r in replies)
+        if torch.cuda.is_available():  # auto must have picked the GPU, in bf16
+            assert backend.device == "cuda" and next(backend.model.parameters()).dtype == torch.bfloat16
         return (f"device {backend.device}, dtype {next(backend.model.parameters()).dtype}, batch "
                 f"{backend.batch_size}: {len(replies)} replies, {tokens / seconds:.0f} tok/s")
 
@@ -88,6 +90,8 @@ def main() -> int:
             config = TrainConfig(model=model, data=data, out_dir=work / name, max_steps=12, batch_size=8,
                                  logging_steps=4, validation_share=0.1, **overrides)
             summary = run_train(config, log=lambda *_: None)
+            if torch.cuda.is_available():
+                assert summary["device"] == "cuda", summary["device"]
             state.setdefault("adapter", work / name / "adapter")
             peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else 0
             return (f"device {summary['device']}, {summary['steps']} steps, loss {summary['train_loss']}, "
