@@ -25,3 +25,10 @@ def test_asking_for_cuda_without_it_is_one_error_naming_the_key_and_the_fix():
     assert "Fix: backend.device: auto" in str(caught.value)
     with pytest.raises(UserError, match="not a device sprout runs on"):
         resolve_device("tpu")
+
+
+def test_the_training_batch_fits_the_device_and_keeps_an_effective_batch_of_8():
+    config = TrainConfig(model="embedded", data="x.jsonl")
+    assert config.batch_plan("cpu") == (2, 4) and config.batch_plan("cuda") == (8, 1)
+    assert TrainConfig(model="embedded", data="x.jsonl", batch_size=4).batch_plan("cpu") == (4, 2)
+    assert TrainConfig(model="embedded", data="x.jsonl", batch_size=2, grad_accumulation=1).batch_plan("cuda") == (2, 1)

@@ -74,12 +74,13 @@ def training_arguments(config: TrainConfig, device: str, checkpoints: Path, has_
     # TRL's default optimizer (fused AdamW) unless QLoRA wants the paged 8-bit one or the config names one.
     optimizer = {"optim": config.optimizer or "paged_adamw_8bit"} if config.optimizer or config.qlora else {}
     evaluate = ("steps" if config.eval_steps else "epoch") if has_eval else "no"
+    batch, accumulation = config.batch_plan(device)
     return SFTConfig(
         output_dir=str(checkpoints), seed=config.seed,
         learning_rate=config.learning_rate, weight_decay=config.weight_decay, lr_scheduler_type=config.lr_scheduler,
         warmup_steps=config.warmup, num_train_epochs=config.epochs, max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accumulation, max_grad_norm=config.max_grad_norm,
+        per_device_train_batch_size=batch, per_device_eval_batch_size=batch,
+        gradient_accumulation_steps=accumulation, max_grad_norm=config.max_grad_norm,
         neftune_noise_alpha=config.neftune_alpha, label_smoothing_factor=config.label_smoothing,
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         activation_checkpointing=checkpointing, bf16=bf16, use_cpu=device == "cpu", **optimizer,
@@ -195,12 +196,14 @@ def run_train(config: TrainConfig, log=print) -> dict:
     tokens = metrics.trained_tokens or sum(len(r["input_ids"]) for r in train.rows) * config.epochs
     summary = {
         "out_dir": str(out), "device": device, "model": config.model, "examples": len(train.rows),
+        "batch": dict(zip(("micro_batch", "accumulation"), config.batch_plan(device), strict=True)),
         "validation_examples": len(val.rows), "truncation": train.summary(), "steps": result.global_step,
         "train_loss": round(result.training_loss, 4), "eval_loss": round(final_eval.get("eval_loss", float("nan")), 4)
         if final_eval else None, "seconds": round(seconds, 1), "tokens_per_second": round(tokens / seconds, 1),
         "peak_rss_mb": peak_rss_mb(), "real_token_share": {
-            name: real_token_share(train.rows, config.batch_size, config.max_length, packing=name == "packed",
-                                   pad_token_id=tokenizer.pad_token_id) for name in ("unpacked", "packed")},
+            name: real_token_share(train.rows, config.batch_plan(device)[0], config.max_length,
+                                   packing=name == "packed", pad_token_id=tokenizer.pad_token_id)
+            for name in ("unpacked", "packed")},
         "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)}
     atomic_write(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
