@@ -111,7 +111,8 @@ def test_two_optimizer_steps_train_only_the_assistant_tokens(family, family_mode
     rows = [{"messages": c} for c in CONVERSATIONS] * 4
     data = write(tmp_path / "chat.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     config = TrainConfig(model=str(family_models[family]), data=data, out_dir=tmp_path / "run", max_steps=2,
-                         batch_size=4, logging_steps=1, threads=2, validation_share=0, max_length=128)
+                         batch_size=4, grad_accumulation=1, logging_steps=1, threads=2, validation_share=0,
+                         max_length=128)
     run = prepare(config, tmp_path / "ck")
     batch = next(iter(run.trainer.get_train_dataloader()))
     template = run.template
