@@ -175,6 +175,7 @@ def test_sprout_synth_runs_on_the_openai_backend(server, tmp_path):
 SMALL_DATA = ["--set", "generators.self_instruct.target=1", "--set", "generators.self_instruct.requests_per_batch=2",
               "--set", "generators.self_instruct.tasks_per_batch=2",
               "--set", "generators.self_instruct.list_stops_at=11",  # proposals end after items 9 and 10
+              "--set", "generators.self_instruct.sampling.max_tokens=96",  # two items fit; a longer reply is cut
               "--set", "generators.self_instruct.instance_sampling.max_tokens=64",
               "--set", "generators.evol_instruct.rounds=1", "--set", "generators.evol_instruct.per_round=1",
               "--set", "generators.evol_instruct.sampling.max_tokens=64",
