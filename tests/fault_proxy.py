@@ -9,14 +9,14 @@ request is logged with its time, path and fault, so tests can check what the cli
 
 from __future__ import annotations
 
-import http.client
 import json
 import random
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from http.server import BaseHTTPRequestHandler
+
+from tests.loopback import LoopbackProxy
 
 FAULTS = ("429", "500", "drop", "truncate", "garbage", "stall")
 
@@ -50,35 +50,10 @@ class FaultPlan:
             return self._rng.choice(self.kinds) if self._rng.random() < self.rate else "ok"
 
 
-class FaultProxy:
+class FaultProxy(LoopbackProxy):
     def __init__(self, upstream: str, plan: FaultPlan):
-        self.upstream, self.plan, self.log = urlsplit(upstream), plan, []
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):  # quiet: the proxy keeps its own log
-                pass
-
-            def do_GET(self):
-                proxy.handle(self)
-
-            def do_POST(self):
-                proxy.handle(self)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> FaultProxy:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(upstream)
+        self.plan, self.log = plan, []
 
     def faults(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -101,15 +76,15 @@ class FaultProxy:
             return
         if fault in ("429", "500"):
             headers = {"Retry-After": f"{self.plan.retry_after:g}"} if fault == "429" else {}
-            self._answer(request, int(fault), json.dumps({"error": {"message": f"injected {fault}"}}).encode(),
+            self.answer(request, int(fault), json.dumps({"error": {"message": f"injected {fault}"}}).encode(),
                          headers)
             return
         if fault == "garbage":
-            self._answer(request, 200, b"<html>this is not JSON", {})
+            self.answer(request, 200, b"<html>this is not JSON", {})
             return
         if fault == "stall":
             time.sleep(self.plan.stall_for)
-        status, headers, payload = self._forward(request, body)
+        status, headers, payload = self.forward(request, body)
         if fault == "truncate":
             request.send_response(status)
             request.send_header("Content-Type", headers.get("content-type", "application/json"))
@@ -120,23 +95,4 @@ class FaultProxy:
             request.close_connection = True
             request.connection.close()
             return
-        self._answer(request, status, payload, {"Content-Type": headers.get("content-type", "application/json")})
-
-    def _forward(self, request, body: bytes) -> tuple[int, dict[str, str], bytes]:
-        connection = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=600)
-        try:
-            headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "connection")}
-            connection.request(request.command, request.path, body=body, headers=headers)
-            response = connection.getresponse()
-            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-        finally:
-            connection.close()
-
-    @staticmethod
-    def _answer(request, status: int, payload: bytes, headers: dict[str, str]) -> None:
-        request.send_response(status)
-        for key, value in {"Content-Type": "application/json", **headers}.items():
-            request.send_header(key, value)
-        request.send_header("Content-Length", str(len(payload)))
-        request.end_headers()
-        request.wfile.write(payload)
+        self.answer(request, status, payload, {"Content-Type": headers.get("content-type", "application/json")})

@@ -14,12 +14,11 @@ Everything else goes to the real server. Every request is logged (path, body fie
 
 from __future__ import annotations
 
-import http.client
 import json
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from http.server import BaseHTTPRequestHandler
+
+from tests.loopback import LoopbackProxy
 
 # The request body parameters of POST /v1/chat/completions in OpenAI's API reference.
 DOCUMENTED_CHAT_FIELDS = frozenset({
@@ -45,36 +44,11 @@ def error(message: str, param: str | None = None, code: str | None = None,
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
-class HostedChatProxy:
+class HostedChatProxy(LoopbackProxy):
     def __init__(self, upstream: str, model: str, api_key: str | None = None, reasoning: bool = False):
-        self.upstream, self.model, self.api_key, self.reasoning = urlsplit(upstream), model, api_key, reasoning
+        super().__init__(upstream)
+        self.model, self.api_key, self.reasoning = model, api_key, reasoning
         self.log: list[Logged] = []
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                proxy.handle(self)
-
-            def do_POST(self):
-                proxy.handle(self)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> HostedChatProxy:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     def statuses(self) -> dict[tuple[str, int], int]:
         counts: dict[tuple[str, int], int] = {}
@@ -122,20 +96,6 @@ class HostedChatProxy:
         if refused:
             status, payload = refused[0], json.dumps(refused[1]).encode()
         else:
-            status, payload = self._forward(request, raw)
+            status, _, payload = self.forward(request, raw)
         self.log.append(Logged(request.path, tuple(sorted(body)), status, body, payload))
-        request.send_response(status)
-        request.send_header("Content-Type", "application/json")
-        request.send_header("Content-Length", str(len(payload)))
-        request.end_headers()
-        request.wfile.write(payload)
-
-    def _forward(self, request, raw: bytes) -> tuple[int, bytes]:
-        connection = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=600)
-        try:
-            headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "connection")}
-            connection.request(request.command, request.path, body=raw, headers=headers)
-            response = connection.getresponse()
-            return response.status, response.read()
-        finally:
-            connection.close()
+        self.answer(request, status, payload)
