@@ -18,9 +18,9 @@ import torch
 from sprout.backends.base import Sampling
 from sprout.backends.decode import sample_batch
 from sprout.backends.local import LocalBackend
-from sprout.model_store import prepare_embedded
-from sprout.prompts import load_prompt
-from sprout.seeds import load_seeds
+from sprout.backends.model_store import prepare_embedded
+from sprout.core.prompts import load_prompt
+from sprout.core.seeds import load_seeds
 
 
 def workload(count: int) -> list[list[dict]]:

@@ -40,8 +40,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sprout.decontaminate import DEFAULT_FIELDS, DecontaminationIndex, EvalText, scan, tokens
-from sprout.run_decontaminate import run_decontaminate
+from sprout.filters.decontamination_index import DEFAULT_FIELDS, DecontaminationIndex, EvalText, scan, tokens
+from sprout.runs.decontaminate import run_decontaminate
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "decontaminate.json"

@@ -94,9 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=4)
     args = ap.parse_args(argv)
 
-    import sprout.run_data as run_data
+    import sprout.runs.data as run_data
     from sprout.config import load_config
-    from sprout.run_evolve import EvolveRunConfig, run_evolve
+    from sprout.runs.evolve import EvolveRunConfig, run_evolve
 
     model = InstantModel()
     cached = {}
@@ -110,10 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         return cached["main"]
 
     run_data.Backends.get = get
-    import sprout.run_evolve
+    import sprout.runs.evolve
 
     report_seconds, rounds_peak = [], []
-    finish = sprout.run_evolve.finish_run
+    finish = sprout.runs.evolve.finish_run
 
     def timed_finish(*args, **kwargs):  # the reports (funnel, analytics) apart from the rounds
         rounds_peak.append(_peak_mib())
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         finish(*args, **kwargs)
         report_seconds.append(time.perf_counter() - started)
 
-    sprout.run_evolve.finish_run = timed_finish
+    sprout.runs.evolve.finish_run = timed_finish
     rows = [{"instruction": text, "input": "", "output": "reference"} for text in build_corpus(args.rows, seed=1)]
     with tempfile.TemporaryDirectory(prefix="sprout-bench-evolve-") as folder:
         source, out = Path(folder) / "rows.jsonl", Path(folder) / "out"

@@ -133,19 +133,19 @@ def _peak_mib() -> float:
 
 def child(path: Path, out: Path) -> None:
     """One `sprout filter` run in this process: prints its figures as JSON."""
-    import sprout.run_filter
+    import sprout.runs.filter
     from sprout.config import load_config
-    from sprout.run_filter import FilterRunConfig, run_filter
+    from sprout.runs.filter import FilterRunConfig, run_filter
 
     report_seconds = []
-    finish = sprout.run_filter.finish_run
+    finish = sprout.runs.filter.finish_run
 
     def timed_finish(*args, **kwargs):  # the reports (funnel, analytics) apart from the filtering
         started = time.perf_counter()
         finish(*args, **kwargs)
         report_seconds.append(time.perf_counter() - started)
 
-    sprout.run_filter.finish_run = timed_finish
+    sprout.runs.filter.finish_run = timed_finish
     config = load_config(REPO / "configs" / "filter.yaml", [f"out_dir={out}", f"cache={out / 'c.sqlite'}"],
                          model=FilterRunConfig)
     before = _peak_mib()
@@ -179,9 +179,9 @@ def reference_rows(rows: list[dict], threshold: float) -> list[int]:
 
 def sprout_rows(rows: list[dict], threshold: float) -> list[int]:
     """The `rouge_l` rule alone, as `sprout filter` builds it (dedup_on: all), over the same rows."""
+    from sprout.core.records import Lineage, Record
     from sprout.filters.build import build_stage
-    from sprout.records import Lineage, Record
-    from sprout.run_filter import RowFilterConfig
+    from sprout.runs.filter import RowFilterConfig
 
     records = [Record(**row, lineage=Lineage(generator="input")) for row in rows]
     stage = build_stage("rows", ["rouge_l"], RowFilterConfig(rouge_l_threshold=threshold))

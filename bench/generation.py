@@ -135,7 +135,7 @@ def sprout_batch(backend, seeds, config, tmp: Path, run: int) -> tuple[Recorder,
     from sprout.backends.cache import CachedBackend
     from sprout.config import FilterConfig
     from sprout.filters.build import build_filters
-    from sprout.generators.self_instruct import SelfInstruct
+    from sprout.generators.self_instruct.generator import SelfInstruct
 
     recorder = Recorder(backend)
     cached = CachedBackend(recorder, tmp / f"cache-{run}.sqlite")  # fresh: every call reaches the model
@@ -157,8 +157,8 @@ def bare_replay(backend, calls) -> tuple[int, float]:
 def pipeline_overhead(backend, requests: int, tasks: int, repeats: int) -> dict:
     from sprout.backends.base import Sampling
     from sprout.config import SelfInstructConfig
-    from sprout.prompts import load_prompt
-    from sprout.seeds import load_seeds
+    from sprout.core.prompts import load_prompt
+    from sprout.core.seeds import load_seeds
 
     seeds = load_seeds([REPO / "seeds" / "general.jsonl"])
     config = SelfInstructConfig(requests_per_batch=requests, tasks_per_batch=tasks)
@@ -336,7 +336,7 @@ def main() -> None:
 
     from sprout.backends.base import Sampling
     from sprout.backends.local import LocalBackend
-    from sprout.model_store import resolve_model
+    from sprout.backends.model_store import resolve_model
 
     model_dir = resolve_model("embedded", log=print)
     prompts = chat_prompts(args.prompts)

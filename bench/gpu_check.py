@@ -21,7 +21,7 @@ ROWS = [{"instruction": f"Write the number {i} in words.", "input": "", "output"
 
 
 def model_folder() -> tuple[str, str]:
-    from sprout.model_store import resolve_model
+    from sprout.backends.model_store import resolve_model
 
     if os.environ.get("SPROUT_GPU_MODEL"):
         return os.environ["SPROUT_GPU_MODEL"], "SPROUT_GPU_MODEL"
@@ -84,8 +84,8 @@ def main() -> int:
 
     def train(name: str, **overrides):
         def run():
-            from sprout.trainer.config import TrainConfig
-            from sprout.trainer.train import run_train
+            from sprout_trainer.config import TrainConfig
+            from sprout_trainer.train import run_train
 
             config = TrainConfig(model=model, data=data, out_dir=work / name, max_steps=12, batch_size=8,
                                  logging_steps=4, validation_share=0.1, **overrides)
@@ -108,23 +108,22 @@ def main() -> int:
         return train("qlora", qlora=True)()
 
     def evaluate():
-        from sprout.trainer.evaluate import run_eval
+        from sprout_trainer.evaluate import run_eval
 
         report = run_eval(state["adapter"], data, work / "eval", limit=16, max_tokens=16, log=lambda *_: None)
         return f"{report['rows']} rows, rouge_l base {report['base'].get('rouge_l')} -> tuned " \
                f"{report['tuned'].get('rouge_l')}, answer loss {report['tuned']['answer_loss']}"
 
     def merge():
+        from sprout_trainer.evaluate import merge_adapter
         from transformers import AutoModelForCausalLM
-
-        from sprout.trainer.evaluate import merge_adapter
 
         folder = merge_adapter(state["adapter"], work / "merged", log=lambda *_: None)
         merged = AutoModelForCausalLM.from_pretrained(folder)
         return f"{folder}: {sum(p.numel() for p in merged.parameters()) / 1e6:.0f}M parameters, reloads"
 
     def chat():
-        from sprout.trainer.evaluate import chat as run_chat
+        from sprout_trainer.evaluate import chat as run_chat
 
         return repr(run_chat(state["adapter"], "Write the number 7 in words.", max_tokens=16, log=lambda *_: None))
 

@@ -50,8 +50,8 @@ print(json.dumps({"tokens": trainer.state.num_input_tokens_seen, "seconds": seco
 
 SPROUT = r"""
 import json, sys
-from sprout.trainer.config import TrainConfig
-from sprout.trainer.train import run_train
+from sprout_trainer.config import TrainConfig
+from sprout_trainer.train import run_train
 
 data, steps, batch, accumulation, out = sys.argv[1], *map(int, sys.argv[2:5]), sys.argv[5]
 summary = run_train(TrainConfig(data=data, out_dir=out, max_steps=steps, batch_size=batch, threads=2,
@@ -83,8 +83,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2, help="per-device batch (sprout's default)")
     parser.add_argument("--accumulation", type=int, default=4, help="gradient accumulation (sprout's default)")
     args = parser.parse_args()
-    from sprout.model_store import resolve_model
-    from sprout.trainer.data import to_messages
+    from sprout_trainer.data import to_messages
+
+    from sprout.backends.model_store import resolve_model
 
     model_dir = resolve_model("embedded")
     rows = training_rows()

@@ -67,7 +67,7 @@ def save_tiny_llama(path: Path, tokenizer, hidden_size: int = 64, intermediate_s
 
 @pytest.fixture(scope="session")
 def model_dir() -> Path:
-    from sprout.model_store import resolve_model
+    from sprout.backends.model_store import resolve_model
 
     return resolve_model("embedded", log=lambda *_: None)
 

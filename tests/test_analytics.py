@@ -7,10 +7,10 @@ import random
 
 import pytest
 
-from sprout import analytics
-from sprout.analytics import LENGTH_EDGES, diversity, length_histogram, nearest_rouge_l, verb_objects
 from sprout.filters.fast_rouge import rouge_l
-from sprout.report import write_reports
+from sprout.reports import analytics
+from sprout.reports.analytics import LENGTH_EDGES, diversity, length_histogram, nearest_rouge_l, verb_objects
+from sprout.reports.report import write_reports
 from tests.conftest import write
 
 INSTRUCTIONS = {
@@ -68,12 +68,12 @@ def test_nearest_rouge_l_is_each_instructions_best_match_among_the_others():
 
 
 def test_a_sampled_nearest_rouge_l_scores_each_sampled_instruction_against_all_the_others(monkeypatch):
-    import sprout.analytics
+    import sprout.reports.analytics
 
     rng = random.Random(8)
     words = "add list sort find the a of numbers words poem story city river write name three two".split()
     texts = list(dict.fromkeys(" ".join(rng.choices(words, k=rng.randint(2, 9))) for _ in range(150)))
-    monkeypatch.setattr(sprout.analytics, "NEAREST_MAX", 40)
+    monkeypatch.setattr(sprout.reports.analytics, "NEAREST_MAX", 40)
     result = nearest_rouge_l(texts)
     picks = sorted(random.Random(0).sample(range(len(texts)), 40))
     brute = [max(rouge_l(other, texts[i]) for j, other in enumerate(texts) if j != i) for i in picks]

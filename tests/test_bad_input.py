@@ -5,7 +5,7 @@ Property 3 is table-driven: every case runs the real CLI in a subprocess and mus
 traceback, and no file created or changed: the whole temporary folder (inputs, `out_dir`, the cache) is the same
 before and after, byte for byte.
 
-A huge seed line is refused, not accepted: a seed item over `sprout.seeds.MAX_SEED_CHARS` (100,000 characters) is
+A huge seed line is refused, not accepted: a seed item over `sprout.core.seeds.MAX_SEED_CHARS` (100,000 characters) is
 named with its line. Seeds are short hand-written tasks shown 6-8 to a prompt; 100,000 characters already overflow
 the embedded model's 8,192-token context several times, so a longer item is the wrong file (a dataset or document on
 one line), which would otherwise fail or stall only once the model sees it.
@@ -29,13 +29,13 @@ import pytest
 
 from sprout.backends.cache import CachedBackend
 from sprout.config import FilterConfig, FlanTaskConfig, SelfInstructConfig
-from sprout.errors import UserError
+from sprout.core.errors import UserError
+from sprout.core.prompts import load_prompt
+from sprout.core.seeds import MAX_SEED_CHARS, load_seeds
 from sprout.filters.build import build_filters
-from sprout.generators.flan_expansion import load_source
-from sprout.generators.self_instruct import SelfInstruct
-from sprout.prompts import load_prompt
-from sprout.seeds import MAX_SEED_CHARS, load_seeds
-from sprout.task_spec import TaskSpec
+from sprout.generators.flan.expansion import load_source
+from sprout.generators.pair_synthesis.task_spec import TaskSpec
+from sprout.generators.self_instruct.generator import SelfInstruct
 from tests.conftest import REPO, write
 
 GUARD_S = 300  # a hang guard (a pipe read as a seed file would block forever), not a timing
@@ -410,9 +410,9 @@ TEMPLATE_CASES = [
     ("missing-data-file", {"data": "{root}/nowhere.jsonl"}, ["{root}/nowhere.jsonl: no such data file"]),
 ]
 # `sprout templates check` reads prompts/flan/; this runs the same CLI with the template folder pointed at tmp_path.
-FLAN_ROOT_CLI = ("import pathlib, sys; import sprout.flan_templates as f; "
+FLAN_ROOT_CLI = ("import pathlib, sys; import sprout.generators.flan.templates as f; "
                  "f.load_template_set.__defaults__ = (pathlib.Path(sys.argv.pop(1)),); "
-                 "from sprout.cli import app; app(prog_name='sprout')")
+                 "from sprout.cli.main import app; app(prog_name='sprout')")
 
 
 @pytest.mark.parametrize(("parts", "expected"), [pytest.param(p, e, id=i) for i, p, e in TEMPLATE_CASES])

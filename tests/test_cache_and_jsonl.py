@@ -4,8 +4,8 @@ import pytest
 
 from sprout.backends.base import Completion, Sampling
 from sprout.backends.cache import INSERT, CachedBackend, cache_key
-from sprout.errors import UserError
-from sprout.jsonl import ResumableJsonl
+from sprout.core.errors import UserError
+from sprout.io.jsonl import ResumableJsonl
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -80,7 +80,7 @@ def test_cost_is_fresh_tokens_at_the_models_price_and_the_cache_saving_is_shown_
 
     from sprout.backends.base import Usage
     from sprout.config import PriceConfig
-    from sprout.run_data import priced
+    from sprout.runs.data import priced
 
     usage = Usage()
     for model in ("openai:big", "transformers:local"):

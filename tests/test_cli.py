@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from sprout.config import load_config
-from sprout.errors import UserError
-from sprout.run_data import prepare_run_dir
+from sprout.core.errors import UserError
+from sprout.runs.data import prepare_run_dir
 from tests.conftest import REPO, write
 
 

@@ -1,7 +1,7 @@
 import pytest
 
 from sprout.config import DataConfig, load_config
-from sprout.errors import UserError
+from sprout.core.errors import UserError
 from tests.conftest import REPO, write
 
 

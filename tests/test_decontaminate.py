@@ -9,10 +9,10 @@ import random
 import pytest
 
 from sprout.config import DataConfig, FilterConfig, load_config
-from sprout.decontaminate import DecontaminationIndex, EvalText, build_index, scan, tokens
-from sprout.errors import UserError
+from sprout.core.errors import UserError
+from sprout.core.records import Lineage, Record
 from sprout.filters.build import build_filters, build_stage
-from sprout.records import Lineage, Record
+from sprout.filters.decontamination_index import DecontaminationIndex, EvalText, build_index, scan, tokens
 from tests.conftest import write
 from tests.test_cli import sprout
 

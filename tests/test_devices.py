@@ -2,11 +2,11 @@
 
 import pytest
 import torch
+from sprout_trainer.config import TrainConfig
 
+from sprout.backends.devices import compute_dtype, resolve_device
 from sprout.config import BackendConfig
-from sprout.devices import compute_dtype, resolve_device
-from sprout.errors import UserError
-from sprout.trainer.config import TrainConfig
+from sprout.core.errors import UserError
 
 
 def test_auto_is_cuda_when_there_is_one_else_the_cpu_in_fp32():

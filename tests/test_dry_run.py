@@ -3,10 +3,10 @@ a recorded summary here; tests/test_end_to_end.py runs the real thing on the emb
 
 import pytest
 
-import sprout.run_data
+import sprout.runs.data
 from sprout.config import DataConfig, EvolInstructConfig, PairSynthesisConfig
-from sprout.dry_run import estimate, full_work, sample_config
-from sprout.run_data import RunSummary
+from sprout.runs.data import RunSummary
+from sprout.runs.dry_run import estimate, full_work, sample_config
 
 
 def config(**overrides) -> DataConfig:
@@ -42,7 +42,7 @@ def test_estimate_scales_each_generator_by_its_own_work_and_prices_all_tokens(mo
              "prices": {"openai:m": {"input_per_million": 1.0, "output_per_million": 4.0, "currency": "EUR"}}}
     summary = RunSummary("x", 10, 4, new_tasks=4, seconds=25.0, usage=usage,
                          work={"self_instruct": 4, "evol_instruct": 4, "pair_synthesis": 0})
-    monkeypatch.setattr(sprout.run_data, "run_data", lambda *args, **kwargs: summary)
+    monkeypatch.setattr(sprout.runs.data, "run_data", lambda *args, **kwargs: summary)
     result = estimate(config(generators={"self_instruct": {"target": 40},
                                          "evol_instruct": EvolInstructConfig(rounds=4, per_round=8)}), log=print)
     rows = {r["generator"]: r for r in result.rows}

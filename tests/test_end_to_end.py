@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from sprout.records import Record
-from sprout.seeds import load_seeds
+from sprout.core.records import Record
+from sprout.core.seeds import load_seeds
 from tests.test_cli import sprout
 
 pytestmark = pytest.mark.slow

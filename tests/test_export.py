@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from sprout.errors import UserError
-from sprout.export import export
-from sprout.records import Lineage, Record
+from sprout.core.errors import UserError
+from sprout.core.records import Lineage, Record
+from sprout.datasets.export import export
 from tests.conftest import REPO, save_tiny_llama, write
 
 SYSTEM = "Answer briefly."
@@ -227,7 +227,7 @@ def tiny_model(tmp_path_factory):
     """A 2-layer random Llama with SmolLM2's tokenizer and chat template."""
     from transformers import AutoTokenizer
 
-    from sprout.model_store import resolve_model
+    from sprout.backends.model_store import resolve_model
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model("embedded", log=lambda *_: None))
     return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), tokenizer)

@@ -8,11 +8,11 @@ import yaml
 
 from sprout.backends.cache import CachedBackend
 from sprout.config import FilterConfig, FlanConfig, FlanTaskConfig
-from sprout.errors import UserError
+from sprout.core.errors import UserError
 from sprout.filters.build import build_stage
-from sprout.flan_templates import load_template_set, options_block
-from sprout.generators.flan_expansion import FlanExpansion, load_source
-from sprout.template_grow import TemplatesGrowConfig, check_variant, grow_templates, write_grown
+from sprout.generators.flan.expansion import FlanExpansion, load_source
+from sprout.generators.flan.template_grow import TemplatesGrowConfig, check_variant, grow_templates, write_grown
+from sprout.generators.flan.templates import load_template_set, options_block
 from tests.conftest import write
 
 SHIPPED = ["sentiment", "nli", "summarization", "qa", "paraphrase"]
@@ -171,7 +171,7 @@ def test_check_variant_reports_dropped_and_invented():
 
 def test_grown_file_header_is_yaml_with_the_task_fields(tmp_path):
     templates = load_template_set("nli")
-    from sprout.template_grow import GrowResult
+    from sprout.generators.flan.template_grow import GrowResult
 
     kept = templates.spec.templates[0].model_copy(update={"name": "x_v1", "grown_from": "x"})
     write_grown(templates, GrowResult(kept=[kept]), tmp_path / "nli.grown.yaml", force=False)

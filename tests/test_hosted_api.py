@@ -9,7 +9,7 @@ import pytest
 
 from sprout.backends.base import Sampling
 from sprout.backends.openai_compat import BackendRefused, OpenAIBackend
-from sprout.prompts import load_prompt
+from sprout.core.prompts import load_prompt
 from tests.hosted_api_proxy import DOCUMENTED_CHAT_FIELDS, HostedChatProxy
 from tests.test_cli import sprout
 

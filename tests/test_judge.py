@@ -1,10 +1,10 @@
 from sprout.backends.base import Sampling
 from sprout.backends.cache import CachedBackend
 from sprout.config import FilterConfig, JudgeConfig
+from sprout.core.prompts import load_prompt
+from sprout.core.records import Lineage, Record
 from sprout.filters.build import build_filters, build_judge
 from sprout.filters.judge import JudgeRule, parse_verdict
-from sprout.prompts import load_prompt
-from sprout.records import Lineage, Record
 
 LINEAGE = Lineage(generator="test")
 

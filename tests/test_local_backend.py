@@ -6,7 +6,7 @@ import torch
 from sprout.backends.base import Sampling
 from sprout.backends.decode import _top_p, _top_p_sorted, penalize
 from sprout.backends.local import LocalBackend
-from sprout.model_store import prepare_embedded
+from sprout.backends.model_store import prepare_embedded
 
 ASK = [{"role": "user", "content": "Name three animals that live in the sea."}]
 OTHER = [{"role": "user", "content": "Give me a tip for sleeping better."}]

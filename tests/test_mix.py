@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sprout_trainer.data import to_messages
 
-from sprout.mix_config import load_mix_config
-from sprout.mixing import largest_remainder, run_mix
-from sprout.records import Lineage, Record
-from sprout.trainer.data import to_messages
+from sprout.core.records import Lineage, Record
+from sprout.datasets.mix_config import load_mix_config
+from sprout.datasets.mixing import largest_remainder, run_mix
 from tests.conftest import REPO, write
 from tests.test_cli import sprout
 
@@ -329,7 +329,7 @@ def test_an_out_dir_holding_other_files_is_refused_even_with_force(tmp_path):
 
 
 def test_shipped_pretraining_text_gives_enough_chunks_for_the_shipped_config(monkeypatch):
-    from sprout.mix_sources import chunks
+    from sprout.datasets.mix_sources import chunks
 
     monkeypatch.chdir(REPO)
     cfg, _ = load_mix_config(Path("configs/mix.yaml"), [f"sources.{n}.path=README.md" for n in

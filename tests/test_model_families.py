@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import trl
+from sprout_trainer.config import TrainConfig
+from sprout_trainer.data import choose_template, renders_like_own, tokenize
+from sprout_trainer.train import prepare, save_adapter
 
-from sprout.errors import UserError
-from sprout.trainer.config import TrainConfig
-from sprout.trainer.data import choose_template, renders_like_own, tokenize
-from sprout.trainer.train import prepare, save_adapter
+from sprout.core.errors import UserError
 from tests.conftest import write
 
 pytestmark = pytest.mark.slow

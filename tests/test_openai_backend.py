@@ -8,7 +8,7 @@ from sprout.backends.base import Sampling
 from sprout.backends.cache import CachedBackend
 from sprout.backends.openai_compat import OpenAIBackend
 from sprout.config import BackendConfig
-from sprout.errors import UserError
+from sprout.core.errors import UserError
 from tests.fault_proxy import FaultPlan, FaultProxy
 from tests.serve import free_port, start_server, stop_server
 

@@ -3,8 +3,8 @@ import re
 
 import pytest
 
-from sprout.errors import UserError
-from sprout.prompts import PROMPTS_DIR, load_prompt
+from sprout.core.errors import UserError
+from sprout.core.prompts import PROMPTS_DIR, load_prompt
 from tests.conftest import write
 
 PY_SOURCES = list((PROMPTS_DIR.parent / "pipeline").rglob("*.py"))

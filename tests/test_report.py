@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sprout.errors import UserError
-from sprout.report import build_report, write_reports
+from sprout.core.errors import UserError
+from sprout.reports.report import build_report, write_reports
 from tests.conftest import write
 
 XSS = "<script>alert(1)</script>"
@@ -252,7 +252,7 @@ def test_html_report_in_headless_chromium(run_dir, tmp_path):
 
 
 def test_evolution_rounds_are_reported_per_round_and_operation(tmp_path):
-    from sprout.report import build_report, write_reports
+    from sprout.reports.report import build_report, write_reports
 
     (tmp_path / "report.json").write_text(json.dumps({"out_dir": str(tmp_path), "stages": {}, "usage": {}}))
 

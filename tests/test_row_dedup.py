@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from rouge_score import rouge_scorer
 
 from sprout.config import FilterConfig
+from sprout.core.records import Lineage, Record
 from sprout.filters.build import build_stage
 from sprout.filters.dedup_rules import RougeDedup
 from sprout.filters.row_index import FIELDS, RowRougeIndex
-from sprout.records import Lineage, Record
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 LINEAGE = Lineage(generator="input")

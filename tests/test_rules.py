@@ -5,6 +5,7 @@ from rouge_score import rouge_scorer
 
 from sprout.backends.base import Sampling
 from sprout.config import FilterConfig
+from sprout.core.records import Lineage, Record
 from sprout.filters.build import build_filters, build_stage
 from sprout.filters.dedup_rules import ExactDuplicate, RougeDedup
 from sprout.filters.rules import (
@@ -24,7 +25,6 @@ from sprout.filters.rules import (
     max_instances,
 )
 from sprout.filters.stage import FilterStage
-from sprout.records import Lineage, Record
 
 LINEAGE = Lineage(generator="test")
 
@@ -175,9 +175,9 @@ def test_the_funnel_subtracts_each_drop_where_it_happened(tmp_path):
     """A parse failure is counted before the first rule (it never reached one), a judge's unparseable verdict right
     after the judge, a revoked record last: so `remaining` after each step is what the next step checked."""
     from sprout.backends.cache import CachedBackend
+    from sprout.core.prompts import load_prompt
     from sprout.filters.judge import JudgeRule
-    from sprout.prompts import load_prompt
-    from sprout.report import _funnel
+    from sprout.reports.report import _funnel
     from tests.conftest import ScriptedBackend
 
     answers = iter(["Valid", "maybe?"])

@@ -8,12 +8,12 @@ import sys
 
 import pytest
 
-from sprout.errors import UserError
-from sprout.run_lock import LOCK_NAME, run_lock
+from sprout.core.errors import UserError
+from sprout.io.run_lock import LOCK_NAME, run_lock
 from tests.conftest import REPO
 from tests.test_cli import sprout
 
-HOLD = "import sys, time\nfrom sprout.run_lock import run_lock\nwith run_lock(sys.argv[1]):\n" \
+HOLD = "import sys, time\nfrom sprout.io.run_lock import run_lock\nwith run_lock(sys.argv[1]):\n" \
        "    print('locked', flush=True)\n    time.sleep(120)\n"
 
 

@@ -4,8 +4,8 @@ import json
 import pytest
 from rouge_score import rouge_scorer
 
-from sprout.errors import UserError
-from sprout.seeds import load_seeds, summarize
+from sprout.core.errors import UserError
+from sprout.core.seeds import load_seeds, summarize
 from tests.conftest import REPO, write
 
 GENERAL = REPO / "seeds" / "general.jsonl"

@@ -5,12 +5,12 @@ import json
 
 import pytest
 import torch
+from sprout_trainer.config import TrainConfig
+from sprout_trainer.data import choose_template, last_turn_only, template_text, to_messages, tokenize
+from sprout_trainer.train import prepare, run_train
 
-from sprout.errors import UserError
-from sprout.model_store import resolve_model
-from sprout.trainer.config import TrainConfig
-from sprout.trainer.data import choose_template, last_turn_only, template_text, to_messages, tokenize
-from sprout.trainer.train import prepare, run_train
+from sprout.backends.model_store import resolve_model
+from sprout.core.errors import UserError
 from tests.conftest import REPO, save_tiny_llama, write
 
 CONVERSATIONS = [
@@ -148,9 +148,8 @@ def test_packed_loss_equals_unpacked_loss(tmp_path, tiny_model):
 
 def test_training_changes_lora_weights_and_the_adapter_reloads_and_merges(tmp_path, tiny_model, tokenizer):
     from peft import PeftModel
+    from sprout_trainer.evaluate import load_tuned, merge_adapter
     from transformers import AutoModelForCausalLM
-
-    from sprout.trainer.evaluate import load_tuned, merge_adapter
 
     summary = run_train(config(tmp_path, tiny_model, learning_rate=5e-3), log=lambda *_: None)
     out = tmp_path / "run"
@@ -196,7 +195,7 @@ def test_unknown_key_and_missing_data_are_user_errors(tmp_path):
     path = write(tmp_path / "old.yaml", "max_seq_length: 256\nwarmup_ratio: 0.1\n")
     with pytest.raises(UserError, match="`max_seq_length` is the trainer-argument name: use `max_length`"):
         load_config(path, model=TrainConfig)
-    from sprout.trainer.data import read_conversations
+    from sprout_trainer.data import read_conversations
 
     with pytest.raises(UserError, match="run `make data` first"):
         read_conversations(tmp_path / "missing.jsonl")
@@ -279,9 +278,10 @@ def test_init_adapter_must_be_a_sprout_adapter_of_the_same_model(tmp_path, tiny_
 
 
 def test_stages_of_a_mix_train_in_order_each_from_the_last_adapter(tmp_path, tiny_model):
-    from sprout.mix_config import load_mix_config
-    from sprout.mixing import run_mix
-    from sprout.trainer.stages import run_stages
+    from sprout_trainer.stages import run_stages
+
+    from sprout.datasets.mix_config import load_mix_config
+    from sprout.datasets.mixing import run_mix
 
     rows_file(tmp_path, n=40)
     mix = write(tmp_path / "mix.yaml", f"""out_dir: {tmp_path / 'mix'}

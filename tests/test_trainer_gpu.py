@@ -10,11 +10,11 @@ import math
 import os
 
 import pytest
+import sprout_trainer.train as train_module
 import torch
+from sprout_trainer.config import TrainConfig
+from sprout_trainer.train import run_train
 
-import sprout.trainer.train as train_module
-from sprout.trainer.config import TrainConfig
-from sprout.trainer.train import run_train
 from tests.conftest import REPO, save_tiny_llama
 
 pytestmark = [pytest.mark.gpu,
@@ -26,7 +26,7 @@ DATA = REPO / "seeds" / "tasks" / "political_promises.yaml"
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from sprout.model_store import resolve_model
+    from sprout.backends.model_store import resolve_model
 
     folder = os.environ.get("SPROUT_TEST_TOKENIZER") or resolve_model("embedded", log=lambda *_: None)
     return AutoTokenizer.from_pretrained(folder)
@@ -145,9 +145,10 @@ def test_qlora_trains_a_4bit_base(tmp_path, tiny_model, prepared):
 
 
 def test_the_local_backend_eval_and_chat_pick_cuda_in_bf16_on_auto(tiny_model, tmp_path):
+    from sprout_trainer.evaluate import chat, run_eval
+
     from sprout.backends.base import Sampling
     from sprout.backends.local import LocalBackend
-    from sprout.trainer.evaluate import chat, run_eval
 
     backend = LocalBackend(tiny_model, device="auto")
     assert backend.device == "cuda" and next(backend.model.parameters()).dtype == torch.bfloat16

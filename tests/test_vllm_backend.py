@@ -13,7 +13,7 @@ from sprout.backends.base import Sampling
 from sprout.backends.cache import CachedBackend
 from sprout.backends.vllm_offline import VLLMBackend, engine_calls, sampling_params_kwargs
 from sprout.config import load_config
-from sprout.errors import UserError
+from sprout.core.errors import UserError
 from tests.test_cli import sprout
 
 CHAT = [{"role": "user", "content": "Name a colour."}]
@@ -151,7 +151,7 @@ def test_real_vllm_serves_chat_prefill_and_completion():
 
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device on this machine")
-    from sprout.model_store import resolve_model
+    from sprout.backends.model_store import resolve_model
 
     backend = VLLMBackend(resolve_model("embedded", log=lambda *_: None), gpu_memory_utilization=0.3,
                           max_model_len=2048)

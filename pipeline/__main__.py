@@ -1,3 +1,0 @@
-from sprout.cli import app
-
-app()

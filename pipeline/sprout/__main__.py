@@ -1,0 +1,3 @@
+from sprout.cli.main import app
+
+app()

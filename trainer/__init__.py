@@ -1,1 +1,0 @@
-"""sprout.trainer: LoRA SFT on sprout's JSONL (transformers + PEFT + TRL). Built by the trainer issue."""
