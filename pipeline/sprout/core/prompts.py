@@ -32,7 +32,8 @@ from sprout.backends.base import Prefilled, as_completion, is_prefill
 from sprout.core.errors import UserError
 
 Message = dict[str, str]
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "prompts"  # the root prompts/ (a link; a copy in a wheel)
+# The root prompts/ folder (a link in the checkout, a copy in a wheel).
+PROMPTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "prompts"
 
 # A template may build text, not exhaust the machine: `{{ 'a' * 10**10 }}` would allocate 10 GB before any limit on
 # the output could see it. Jinja's sandbox already caps `range()`; this one caps the other ways a short template
