@@ -9,7 +9,7 @@ import pytest
 
 from sprout.config import load_config
 from sprout.core.errors import UserError
-from sprout.runs.data import prepare_run_dir
+from sprout.runs.context import prepare_run_dir
 from tests.conftest import REPO, write
 
 

@@ -5,7 +5,7 @@ import pytest
 
 import sprout.runs.data
 from sprout.config import DataConfig, EvolInstructConfig, PairSynthesisConfig
-from sprout.runs.data import RunSummary
+from sprout.runs.context import RunSummary
 from sprout.runs.dry_run import estimate, full_work, sample_config
 
 

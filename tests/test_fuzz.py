@@ -53,7 +53,7 @@ from sprout.filters.judge import parse_verdict
 from sprout.filters.rules import Drop
 from sprout.generators.evol_instruct.generator import make_evolver
 from sprout.generators.pair_synthesis.generator import PairSynthesis, clean_input
-from sprout.generators.pair_synthesis.task_spec import match_label
+from sprout.generators.pair_synthesis.task_spec import load_specs, match_label
 from sprout.generators.parsing import (
     NO_INPUT,
     clean_field,
@@ -63,7 +63,6 @@ from sprout.generators.parsing import (
     parse_yes_no,
 )
 from sprout.generators.self_instruct.generator import SelfInstruct
-from sprout.runs.synth import load_specs
 from tests.conftest import REPO
 
 # -- settings and the example count ------------------------------------------------------------------------------------

@@ -11,8 +11,7 @@ from sprout.config import FilterConfig, PairSynthesisConfig
 from sprout.core.errors import UserError
 from sprout.filters.build import build_stage
 from sprout.generators.pair_synthesis.generator import PairSynthesis, clean_input, quotas
-from sprout.generators.pair_synthesis.task_spec import load_task_spec, match_label
-from sprout.runs.synth import load_specs
+from sprout.generators.pair_synthesis.task_spec import load_specs, load_task_spec, match_label
 from tests.conftest import REPO, write
 
 PROMISES = REPO / "seeds" / "tasks" / "political_promises.yaml"

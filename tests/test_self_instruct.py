@@ -157,7 +157,7 @@ def test_extra_instances_and_multi_line_labels_are_counted_rejects_not_cut(tmp_p
 
 
 def test_alpaca_seeds_borrow_classification_examples_from_the_shipped_seeds(tmp_path, scripted):
-    from sprout.runs.data import worked_examples
+    from sprout.generators.self_instruct.examples import worked_examples
 
     rows = [{"instruction": f"Write a sentence about {t} for a child.", "output": f"{t} are fun."}
             for t in ("rivers", "bread", "bees", "tides", "kites", "clocks", "glass", "moths")]

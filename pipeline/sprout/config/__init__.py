@@ -138,6 +138,9 @@ class JudgeConfig(Strict):
     name: str
     prompt: str
     stage: Literal["tasks", "instances"] = "instances"
+    generators: list[Literal["all", "self_instruct", "evol_instruct", "pair_synthesis", "flan", "filter"]] = Field(
+        default_factory=lambda: ["all"], min_length=1, description="the generators whose records it judges (`filter`: "
+        "sprout filter's rows); `all` by default")
     keep: list[str] | None = None  # default: the prompt file's `verdicts.keep`
     drop: list[str] | None = None
     backend: BackendConfig | None = None  # default: the run's backend

@@ -76,3 +76,9 @@ class Rejection(BaseModel):
             row["score"] = self.score
         row["record"] = self.record.model_dump(mode="json", exclude_none=True)
         return json.dumps(row, ensure_ascii=False)
+
+
+def prompt_text(record: Record) -> str:
+    """The instruction as a model sees it: its input, if any, goes with it (Evol-Instruct's rewrite prompts and the
+    equality judge's `parent`)."""
+    return f"{record.instruction}\n\n{record.input}" if record.input.strip() else record.instruction

@@ -43,15 +43,21 @@ class RougeDedup(Rule):
         self.index = FastRougeIndex(mode) if self.field else None
         self.rows = None if self.field else RowRougeIndex(len(self.fields), mode)
         self.entries: dict[str, list[int]] = {}  # record id -> its entries (a seed or an accepted record)
+        self._by_text: dict[tuple[str, ...], list[int]] = {}  # the texts of an entry -> the entries holding them
         self._checked_upto: dict[int, int] = {}  # candidate (by object id) -> entries there were when checked
         self.scores: list[float | None] | None = [] if track_scores and self.field else None
 
     def seed(self, items: Iterable[Record | str]) -> None:
-        """Start the pool: records (their ids name them, so their descendants can skip them) or plain texts."""
+        """Start the pool: records (their ids name them, so their descendants can skip them) or plain texts.
+
+        A record whose text is in the pool already (the task Self-Instruct grew, now a row Evol-Instruct evolves; a
+        seed instruction) is named as that entry rather than added twice: its evolutions then skip the one entry
+        that holds their ancestor's words."""
         for item in items:
-            entry = self._add(item)
+            same = self._by_text.get(self._texts(item)) if isinstance(item, Record) else None
+            entries = list(same) if same else [self._add(item)]
             if isinstance(item, Record):
-                self.entries.setdefault(item.id, []).append(entry)
+                self.entries.setdefault(item.id, []).extend(entries)
 
     def check(self, record: Record) -> Drop | None:
         hit = self._find(record)
@@ -73,17 +79,26 @@ class RougeDedup(Rule):
     def forget(self, record: Record) -> None:
         entries = self.entries.get(record.id)
         if entries:
-            self._pool.remove(entries.pop())
+            entry = entries.pop()
+            self._pool.remove(entry)
+            same = self._by_text.get(self._texts(record), [])
+            if entry in same:
+                same.remove(entry)
 
     @property
     def _pool(self) -> FastRougeIndex | RowRougeIndex:
         return self.index if self.index is not None else self.rows  # not `or`: an empty index is falsy
 
+    def _texts(self, item: Record | str) -> tuple[str, ...]:
+        if isinstance(item, str):
+            return (item, *[""] * (len(self.fields) - 1))
+        return (getattr(item, self.field),) if self.field else tuple(row_texts(item, self.fields))
+
     def _add(self, item: Record | str) -> int:
-        if self.index is not None:
-            return self.index.add(item if isinstance(item, str) else getattr(item, self.field))
-        texts = (item, *[""] * (len(self.fields) - 1)) if isinstance(item, str) else row_texts(item, self.fields)
-        return self.rows.add(texts)
+        texts = self._texts(item)
+        entry = self.index.add(texts[0]) if self.index is not None else self.rows.add(texts)
+        self._by_text.setdefault(texts, []).append(entry)
+        return entry
 
     def _find(self, record: Record, since: int = 0) -> tuple[float, str] | None:
         exclude = {e for i in record.lineage.chain or () for e in self.entries.get(i, ())}

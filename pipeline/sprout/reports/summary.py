@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sprout.runs.data import RunSummary
+from sprout.runs.context import RunSummary
 from sprout.runs.dry_run import Estimate
 
 

@@ -42,13 +42,13 @@ def full_work(config: DataConfig, evol_rows: int = 0) -> dict[str, float]:
     """Units of work the full run is configured for (planned: a real run may stop short of them). Evol-Instruct
     attempts every row each round: its rows are the tasks grown (Self-Instruct's target), or `evol_rows` (the
     seeds or the file, as many in the sample as in the full run), capped by per_round."""
+    from sprout.runs.plan import evol_units
+
     generators = config.generators
     evol = generators.evol_instruct
     rows = (generators.self_instruct.target if evol.source == "pool" else evol_rows) if evol else 0
-    if evol and evol.per_round is not None:
-        rows = min(rows, evol.per_round)
     return {"self_instruct": generators.self_instruct.target,
-            "evol_instruct": evol.rounds * rows if evol else 0,
+            "evol_instruct": evol_units(evol, rows) if evol else 0,
             "pair_synthesis": sum(p.n for p in generators.pair_synthesis)}
 
 
@@ -59,8 +59,11 @@ def estimate(config: DataConfig, share: float = 0.1, log=print) -> Estimate:
         summary = run_data(sample_config(config, share, Path(folder) / "sample"), force=True, log=log)
     full = full_work(config, (summary.evol_rounds.get("outcome") or {}).get("rows", 0))
     scale = {g: full[g] / summary.work[g] for g in full if summary.work.get(g)}
-    overall = sum(full.values()) / max(1, sum(summary.work.values()))
-    owner = {f"judge:{judge.name}": "self_instruct" for judge in config.filters.judges}  # as judges log usage
+    overall = sum(full.values()) / max(1, sum(summary.work.get(g, 0) for g in full))
+    # A judge scales with the generator it judges (usage is logged under `judge:<name>`); one judging several
+    # generators scales with the run's work as a whole.
+    owner = {f"judge:{judge.name}": judge.generators[0] for judge in config.filters.judges
+             if len(judge.generators) == 1 and judge.generators[0] != "all"}
     if config.generators.evol_instruct:
         owner[f"judge:{config.generators.evol_instruct.judge.name}"] = "evol_instruct"
     usage = summary.usage

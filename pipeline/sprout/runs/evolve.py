@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from pydantic import Field
 
 from sprout.config import BackendConfig, EvolInstructConfig, FilterConfig, OutputFile, OutputFolder, Strict
 from sprout.filters.build import read_eval_files
-from sprout.generators.evol_instruct.generator import make_evolver
 from sprout.io.dataset_io import read_records
-from sprout.io.run_lock import run_lock
-from sprout.runs.data import Backends, RunFiles, RunSummary, evolve_rounds, finish_run, prepare_run_dir
+from sprout.runs.context import RunSummary, open_run
+from sprout.runs.data import Backends, judge_backends
+from sprout.runs.driver import drive
+from sprout.runs.plan import evol_judges, evol_step
 
 
 class EvolveRunConfig(Strict):
@@ -30,23 +30,8 @@ def run_evolve(config: EvolveRunConfig, force: bool = False, progress=None, log=
     read_eval_files(config.filters)
     evol = config.evol_instruct
     backends = Backends(config.backend, config.cache, log)
-    backends.resolve([evol.judge.backend] if evol.judge.backend else [])
-    with run_lock(config.out_dir, log):
-        prepare_run_dir(config, force)
-        started = time.monotonic()
-        generator = make_evolver(evol, config.filters, sources, backends.get, config.seed, dedup_against=sources)
-        summary = RunSummary(str(config.out_dir), seeds=len(sources), target=0, command="evolve")
-
-        def after_round(round_no):
-            summary.batches += 1
-
-        try:
-            with RunFiles(summary) as files:
-                if evol.keep_original:
-                    files.write(sources)
-                evolve_rounds(generator, evol.rounds, files, log, after_round, step_done=progress)
-        finally:
-            backends.close()
-        summary.work = {"evol_instruct": generator.attempted}
-        finish_run(summary, {"evolutions": generator.stage}, backends.usage(), started)
+    backends.resolve(judge_backends(config))
+    summary = RunSummary(str(config.out_dir), seeds=len(sources), target=0, command="evolve")
+    with open_run(config, summary, backends, evol_judges(evol), force, log, progress) as ctx:
+        drive(ctx, [evol_step(evol, len(sources), sources, keep_original=evol.keep_original)])
     return summary

@@ -9,12 +9,14 @@ from pydantic import Field
 
 from sprout.config import INSTANCE_RULES, BackendConfig, FilterConfig, OutputFile, OutputFolder, RuleList, Strict
 from sprout.core.errors import UserError
-from sprout.filters.build import build_judges, build_stage, read_eval_files
+from sprout.filters.build import read_eval_files
 from sprout.filters.fast_rouge import FastRougeIndex
 from sprout.filters.row_index import FIELDS, DedupOn, RowRougeIndex, row_texts
+from sprout.filters.shared import RunFilters
 from sprout.io.dataset_io import field_texts, read_records, read_rows, write_rows
 from sprout.io.jsonl import atomic_write
-from sprout.runs.data import Backends, RunSummary, finish_run
+from sprout.runs.context import RunSummary, finish_run
+from sprout.runs.data import Backends
 
 # A row of a user's dataset is an example, not a task: instances are capped per task only when the user lists
 # max_instances, and near-duplicates are rows alike in every field (dedup_on: all).
@@ -50,10 +52,10 @@ def run_filter(input_path: Path, config: FilterRunConfig, log=print) -> RunSumma
     backends = Backends(config.backend, config.cache, log) if judges else None
     if backends:
         backends.resolve([j.backend for j in judges if j.backend])
-    # One stage: instruction rules then instance rules; judges of either level run last, batched.
+    # One view of the filter stage: instruction rules then instance rules; judges of either level run last, batched.
     names = config.filters.task_rules + [n for n in config.filters.instance_rules if n not in config.filters.task_rules]
-    judge_rules = build_judges(config.filters, backends.get if backends else None)
-    stage = build_stage("rows", names, config.filters, judge_rules["tasks"] + judge_rules["instances"])
+    filters = RunFilters(config.filters, backends.get if backends else None)
+    stage = filters.stage("rows", names, "filter", holds="rows")
     try:
         accepted, rejected, _ = stage.run(records)
     finally:
@@ -68,7 +70,7 @@ def run_filter(input_path: Path, config: FilterRunConfig, log=print) -> RunSumma
     (out / f"kept.{'json' if fmt == 'jsonl' else 'jsonl'}").unlink(missing_ok=True)  # an earlier run's other format
     summary = RunSummary(str(out), seeds=0, target=0, examples=len(accepted), rejected=len(rejected),
                          command="filter")
-    finish_run(summary, {"rows": stage}, backends.usage() if backends else {}, started)
+    finish_run(summary, filters, backends.usage() if backends else {}, started)
     return summary
 
 

@@ -18,23 +18,21 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 from sprout.backends.base import Sampling, rejection_rule
 from sprout.config import EvolInstructConfig, FilterConfig, SamplingConfig
 from sprout.core.prompts import PromptSet, load_prompt
-from sprout.core.records import Lineage, Record, Rejection
-from sprout.filters.build import build_judge, build_stage
+from sprout.core.records import Lineage, Record, prompt_text
 from sprout.filters.rules import ScaffoldCopy
+from sprout.filters.shared import RunFilters
 from sprout.filters.stage import FilterStage
 from sprout.generators.evol_instruct.scaffold import scaffold_phrases
+from sprout.generators.protocol import StepResult
 
 NAME = "evol_instruct"
 
 
-def as_text(record: Record) -> str:
-    """The instruction as the model sees it: its input, if any, goes with it."""
-    return f"{record.instruction}\n\n{record.input}" if record.input.strip() else record.instruction
+as_text = prompt_text  # the instruction as the model sees it: its input, if any, goes with it
 
 
 def clean_rewrite(text: str) -> str:
@@ -42,17 +40,19 @@ def clean_rewrite(text: str) -> str:
     return text.strip().strip('"').strip()
 
 
-@dataclass
-class RoundResult:
-    records: list[Record] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
-    fates: dict = field(default_factory=dict)  # this round's accounting (see EvolInstruct.run_round)
-
-
 class EvolInstruct:
+    """Evol-Instruct (Xu et al., 2023; see the module docstring). Reads: the rows to evolve. Writes: one line per
+    evolution attempt (the evolved record, or its elimination). Its units of work are attempts: `rounds` × the rows
+    evolved; a step is `step_rows` attempts of a round. Filters through the run's `evolutions` view: its rules, the
+    instruction pool shared with Self-Instruct and the seeds, and the judges that judge it (the equality judge)."""
+
+    name, unit = NAME, "attempts"
+
     def __init__(self, config: EvolInstructConfig, sources: list[Record], backend, stage: FilterStage,
-                 run_seed: int):
+                 run_seed: int, remember_parents=None, log=None):
         self.config, self.backend, self.stage, self.run_seed = config, backend, stage, run_seed
+        self.remember_parents = remember_parents or (lambda parents: None)  # the judges' `parent`
+        self.log = log or (lambda message: None)
         self.generation = list(sources)  # the rows the next round evolves: one per lineage, in input order
         self.left_out: list[Record] = []
         if config.per_round is not None and len(sources) > config.per_round:
@@ -64,13 +64,44 @@ class EvolInstruct:
         self.done_attempts = 0  # of those, attempts whose outcome is known (for a progress bar)
         self.rounds: list[dict] = []  # each round's fates, for the summary and the report
         self.times_evolved = [0] * len(self.generation)  # per lineage (a position of the generation)
-        self.parents: dict[str, Record] = {}  # the rows a step is evolving: what the judge compares with
         self.prompts = PromptSet({op: load_prompt(f"evol/{op}") for op in config.operations} | {
             "respond": load_prompt("evol/respond")}, config.mode)
+        self.stopped_early = False
+        self._round: Iterator[StepResult] | None = None  # the round being stepped through
 
-    def parent_of(self, record: Record) -> dict[str, str]:
-        """Judge context: the instruction this one evolved from."""
-        return {"parent": as_text(self.parents[record.lineage.parent_ids[0]])}
+    # The Generator protocol (generators/protocol.py).
+    def planned(self) -> int:
+        return self.config.rounds * len(self.generation)
+
+    def progress(self) -> int:
+        return self.done_attempts
+
+    @property
+    def done(self) -> bool:
+        return not self.generation or (len(self.rounds) == self.config.rounds and self._round is None)
+
+    def step(self) -> StepResult:
+        if self._round is None:
+            if not self.rounds and self.left_out:
+                self.log(f"Evol-Instruct: per_round={self.config.per_round} evolves a sample of "
+                         f"{len(self.generation)} rows; {len(self.left_out)} of the input are left out.")
+            self._round = self.steps(len(self.rounds))
+        part = next(self._round)
+        if self.rounds[-1]["complete"]:
+            self._round = None
+            fates = self.rounds[-1]
+            eliminated = ", ".join(f"{rule} {n}" for rule, n in fates["eliminated"].items()) or "none"
+            self.log(f"Evol-Instruct round {fates['round'] + 1}/{self.config.rounds}: {fates['attempted']} attempts, "
+                     f"{fates['evolved']} evolved, eliminated: {eliminated}" + (
+                         f"; {fates['retried_next_round']} retried next round" if fates["retried_next_round"] else ""))
+        return part
+
+    def finish(self) -> StepResult:
+        return StepResult()
+
+    def summarize(self, summary) -> None:
+        summary.evol_rounds = {"rounds": [{k: v for k, v in fates.items() if k != "complete"} for fates in self.rounds],
+                               "outcome": self.outcome()}
 
     def _sampling(self, cfg: SamplingConfig, round_no: int) -> Sampling:
         return Sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens,
@@ -90,23 +121,21 @@ class EvolInstruct:
                        sampling=sampling.for_lineage(), root_id=chain[0], chain=chain,
                        operations=[*(parent.lineage.operations or []), op])
 
-    def run_round(self, round_no: int) -> RoundResult:
-        """A whole round at once: its records, its rejects and its fates."""
-        result = RoundResult()
+    def run_round(self, round_no: int) -> StepResult:
+        """A whole round at once: its records and rejects (its fates: `self.rounds[-1]`)."""
+        result = StepResult()
         for part in self.steps(round_no):
-            result.records += part.records
-            result.rejections += part.rejections
-        result.fates = self.rounds[-1]
+            result += part
         return result
 
-    def steps(self, round_no: int) -> Iterator[RoundResult]:
+    def steps(self, round_no: int) -> Iterator[StepResult]:
         """One attempt per row of the generation, `step_rows` rows at a time: each step's answers are cached and
         its lines written together, so a killed run loses at most one step. The round's fates (self.rounds[-1])
-        are complete once the last step is taken."""
+        are complete (`complete`) when its last step is yielded."""
         parents, step = self.generation, self.config.step_rows
         self.attempted += len(parents)
         fates = {"round": round_no, "attempted": len(parents), "evolved": 0, "eliminated": {}, "failed": 0,
-                 "retried_next_round": 0, "left_out": len(self.left_out)}
+                 "retried_next_round": 0, "left_out": len(self.left_out), "complete": False}
         self.rounds.append(fates)
         eliminated: Counter[str] = Counter()
         survivors: dict[str, Record] = {}
@@ -115,16 +144,20 @@ class EvolInstruct:
             survivors.update((r.lineage.parent_ids[0], r) for r in part.records)
             eliminated.update(r.rule for r in part.rejections)
             fates["evolved"], fates["eliminated"] = len(survivors), dict(eliminated)
-            self.done_attempts += len(part.records) + len(part.rejections)
+            part.units = len(part.records) + len(part.rejections)
+            self.done_attempts += part.units
+            if start + step >= len(parents):  # the round's last step: its bookkeeping before the step is handed on
+                self.generation = [survivors.get(p.id, p) for p in parents]  # a failed row stays as it was
+                self.times_evolved = [n + (p.id in survivors) for n, p in zip(self.times_evolved, parents,
+                                                                                strict=True)]
+                fates["failed"] = len(parents) - len(survivors)
+                fates["retried_next_round"] = fates["failed"] if round_no + 1 < self.config.rounds else 0
+                fates["complete"] = True
             yield part
-        self.generation = [survivors.get(p.id, p) for p in parents]  # a failed row stays as it was
-        self.times_evolved = [n + (p.id in survivors) for n, p in zip(self.times_evolved, parents, strict=True)]
-        fates["failed"] = len(parents) - len(survivors)
-        fates["retried_next_round"] = fates["failed"] if round_no + 1 < self.config.rounds else 0
 
-    def _attempt(self, parents: list[Record], round_no: int) -> RoundResult:
+    def _attempt(self, parents: list[Record], round_no: int) -> StepResult:
         """One evolution attempt for each of these rows: rewrite, response, elimination."""
-        result = RoundResult()
+        result = StepResult()
         sampling = self._sampling(self.config.sampling, round_no)
         operations = [self._operation(p, round_no) for p in parents]
         rewrites = self.backend.generate([self.prompts.build(op, instruction=as_text(p))
@@ -147,7 +180,7 @@ class EvolInstruct:
                 result.rejections.append(self.stage.reject_external("backend_error", reply.error, candidate))
             else:  # a new record, so its id hashes the full content (instruction and response)
                 answered.append(Record(instruction=candidate.instruction, output=reply.text, lineage=candidate.lineage))
-        self.parents = {p.id: p for p in parents}
+        self.remember_parents(parents)
         accepted, rejected, _ = self.stage.run(answered)
         result.records, result.rejections = accepted, result.rejections + rejected
         return result
@@ -160,18 +193,19 @@ class EvolInstruct:
                 "rounds": len(self.rounds), "evolved_in_rounds": {str(k): times[k] for k in sorted(times)}}
 
 
-def make_evolver(config: EvolInstructConfig, filters: FilterConfig, sources: list[Record], backend_for,
-                 run_seed: int, dedup_against: list[Record]) -> EvolInstruct:
-    """The generator with its elimination stage: `config.rules` in order, then the equal judge (batched, last).
-    Near-duplicates are judged on the instruction, against `dedup_against` (seeds and sources, by id, so a row's
-    evolutions skip only their own ancestors) and every accepted evolution."""
-    holder: list[EvolInstruct] = []
-    judge = build_judge(config.judge, backend_for(config.judge.backend), context=lambda r: holder[0].parent_of(r))
-    stage = build_stage("evolutions", config.rules, filters.model_copy(update={"dedup_on": "instruction"}), [judge])
+def make_evolver(config: EvolInstructConfig, filters: FilterConfig | RunFilters, sources: list[Record], backend_for,
+                 run_seed: int, dedup_against: list, log=None) -> EvolInstruct:
+    """The generator with its view of the run's filter stage (`filters`; given a FilterConfig, a stage of its own):
+    `config.rules` in order, then the judges that judge it — the equality judge (`config.judge`, with the parent in
+    its context) and any of `filters.judges` naming evol_instruct — batched, last. Near-duplicates are judged on the
+    instruction, against the run's instruction pool, `dedup_against` (the rows evolved and the seeds: records are
+    named by id, so a row's evolutions skip only their own ancestors) and every accepted evolution."""
+    if not isinstance(filters, RunFilters):
+        filters = RunFilters(filters, backend_for, judges=[(config.judge, [NAME])])
+    stage = filters.stage("evolutions", config.rules, NAME, holds="instances", dedup_on=filters.config.dedup_on)
     stage.seed_dedup(dedup_against)
     phrases = scaffold_phrases([load_prompt(f"evol/{op}") for op in config.operations])
     for rule in stage.rules:
         if isinstance(rule, ScaffoldCopy):
             rule.extend(phrases)
-    holder.append(EvolInstruct(config, sources, backend_for(None), stage, run_seed))
-    return holder[0]
+    return EvolInstruct(config, sources, backend_for(None), stage, run_seed, filters.remember_parents, log)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from sprout.config import FlanConfig, FlanTaskConfig
 from sprout.core.errors import UserError
-from sprout.core.records import Lineage, Record, Rejection
+from sprout.core.records import Lineage, Record
 from sprout.filters.stage import FilterStage
 from sprout.generators.flan.templates import (
     FlanTemplate,
@@ -25,6 +25,7 @@ from sprout.generators.flan.templates import (
     choice_word,
     load_template_set,
 )
+from sprout.generators.protocol import StepResult
 from sprout.io.dataset_io import read_rows
 
 NAME = "flan"
@@ -36,12 +37,6 @@ DATASETS_BUILDERS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".json
 class FlanSource:
     templates: TemplateSet
     rows: list[tuple[str, dict]]  # (row id such as "sentiment.jsonl:3", the row by placeholder name)
-
-
-@dataclass
-class FlanResult:
-    records: list[Record] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
 
 
 def _read_any(path: Path, split: str) -> list[tuple[str, dict]]:
@@ -109,9 +104,41 @@ def load_source(entry: FlanTaskConfig, key: str, root: Path | None = None) -> Fl
 
 
 class FlanExpansion:
-    def __init__(self, config: FlanConfig, stage: FilterStage, run_seed: int):
+    """FLAN-style template expansion (Wei et al., 2022; Longpre et al., 2023). Reads: template sets (prompts/flan/)
+    and their rows. Writes: one record per sampled (row, template) pair, no model call; rows a rule drops as
+    rejects. Its units of work are rows; a step is one template set. Filters through the run's `flan` view."""
+
+    name, unit = NAME, "rows"
+
+    def __init__(self, config: FlanConfig, stage: FilterStage, run_seed: int, sources: list[FlanSource] = (),
+                 log=None):
         self.config, self.stage, self.run_seed = config, stage, run_seed
+        self.sources, self.log = list(sources), log or (lambda message: None)
         self.stats: list[dict] = []
+        self.rows_done, self.stopped_early = 0, False
+
+    # The Generator protocol (generators/protocol.py).
+    def planned(self) -> int:
+        return sum(len(source.rows) for source in self.sources)
+
+    def progress(self) -> int:
+        return self.rows_done
+
+    @property
+    def done(self) -> bool:
+        return len(self.stats) >= len(self.sources)
+
+    def step(self) -> StepResult:
+        source = self.sources[len(self.stats)]
+        result = self.run(source)
+        self.log(f"FLAN {source.templates.name}: {len(result.records)} records from {len(source.rows)} rows")
+        return result
+
+    def finish(self) -> StepResult:
+        return StepResult()
+
+    def summarize(self, summary) -> None:
+        summary.flan = self.stats
 
     def choose(self, templates: list[FlanTemplate], task: str, row_id: str) -> list[FlanTemplate]:
         k = self.config.templates_per_row
@@ -139,7 +166,7 @@ class FlanExpansion:
                                     seed_ids=[row_id], prompts={f"flan/{task}": templates.sha})))
         return records
 
-    def run(self, source: FlanSource) -> FlanResult:
+    def run(self, source: FlanSource) -> StepResult:
         records = self.expand(source)
         accepted, rejected, _ = self.stage.run(records)
         used = Counter(r.lineage.operation.split("/", 1)[1] for r in records)
@@ -148,4 +175,5 @@ class FlanExpansion:
                            "accepted": len(accepted), "inverted": sum(used[n] for n in inverted),
                            "templates": {t.name: used[t.name] for t in source.templates.spec.templates},
                            "templates_used": sum(1 for t in source.templates.spec.templates if used[t.name])})
-        return FlanResult(accepted, rejected)
+        self.rows_done += len(source.rows)
+        return StepResult(accepted, rejected, units=len(source.rows))

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass, field
 
 from sprout.backends.base import Sampling, rejection_rule
 from sprout.config import PairSynthesisConfig, SamplingConfig
 from sprout.core.prompts import PromptSet, load_prompt
-from sprout.core.records import Lineage, Record, Rejection
+from sprout.core.records import Lineage, Record
 from sprout.filters.stage import FilterStage
 from sprout.generators.pair_synthesis.task_spec import TaskSpec, match_label
+from sprout.generators.protocol import StepResult
 
 NAME = "pair_synthesis"
 
@@ -43,15 +43,21 @@ def clean_input(text: str) -> str:
     return text.strip('"“”').strip()
 
 
-@dataclass
-class SynthBatch:
-    records: list[Record] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
-
-
 class PairSynthesis:
-    def __init__(self, config: PairSynthesisConfig, spec: TaskSpec, backend, stage: FilterStage, run_seed: int):
+    """Pair synthesis for one user task (see the module docstring). Reads: a task spec (instruction, labels, worked
+    examples). Writes: (input, output) pairs for that task, input-first and output-first, on the configured label
+    mix; every unreadable, off-label or over-quota candidate as a reject. Its units of work are accepted pairs: it is
+    done at `n`, or stopped early at `max_batches`. Filters through the run's `pairs:<task>` view (synthesised inputs
+    deduplicated against the task's examples and every accepted input of the task)."""
+
+    unit = "pairs"
+
+    def __init__(self, config: PairSynthesisConfig, spec: TaskSpec, backend, stage: FilterStage, run_seed: int,
+                 log=None):
         self.config, self.spec, self.backend, self.stage, self.run_seed = config, spec, backend, stage, run_seed
+        self.name = f"{NAME}:{spec.name}"
+        self.log = log or (lambda message: None)
+        self.batches, self.stopped_early = 0, False
         self.prompts = PromptSet({key: load_prompt(f"synth/{key}")
                                   for key in ("input_first", "output_first", "label", "output")}, config.mode)
         self.task_vars = spec.model_dump()
@@ -64,9 +70,37 @@ class PairSynthesis:
         self.by_mode: dict[str, Counter[str]] = {"input_first": Counter(), "output_first": Counter()}
         stage.seed_dedup([e.input for e in spec.examples], field="input")
 
+    # The Generator protocol (generators/protocol.py).
+    def planned(self) -> int:
+        return self.config.n
+
+    def progress(self) -> int:
+        return sum(self.accepted.values())
+
+    def step(self) -> StepResult:
+        before = self.progress()
+        result = self.run_batch(self.batches)
+        self.batches += 1
+        result.units = self.progress() - before
+        return result
+
+    def finish(self) -> StepResult:
+        return StepResult()
+
+    def summarize(self, summary) -> None:
+        summary.synthesis.append(self.stats())
+        self.log(f"pair synthesis {self.spec.name}: {self.progress()} of {self.config.n} pairs, labels "
+                 f"{dict(self.accepted)}")
+
     @property
     def done(self) -> bool:
-        return sum(self.accepted.values()) >= self.config.n
+        if self.progress() >= self.config.n:
+            return True
+        if self.batches >= self.config.max_batches and not self.stopped_early:
+            self.stopped_early = True
+            self.log(f"pair synthesis {self.spec.name}: stopped after max_batches={self.config.max_batches} with "
+                     f"{self.progress()} of {self.config.n} pairs; raise max_batches to go on.")
+        return self.stopped_early
 
     def needs(self) -> dict[str, int]:
         return {label: max(0, quota - self.accepted[label]) for label, quota in self.target.items()}
@@ -109,8 +143,8 @@ class PairSynthesis:
         rng.shuffle(labels)
         return [None] * (size - len(labels)) + labels
 
-    def run_batch(self, batch: int) -> SynthBatch:
-        result, rng = SynthBatch(), random.Random(f"{self.run_seed}:{NAME}:{self.spec.name}:examples:{batch}")
+    def run_batch(self, batch: int) -> StepResult:
+        result, rng = StepResult(), random.Random(f"{self.run_seed}:{NAME}:{self.spec.name}:examples:{batch}")
         plan = self.plan(batch)
         shown = [rng.sample(self.spec.examples, min(self.config.examples_shown, len(self.spec.examples)))
                  for _ in plan]
@@ -143,7 +177,7 @@ class PairSynthesis:
                        seed_ids=[f"{self.spec.name}:{self.spec.examples.index(e)}" for e in shown],
                        prompts={step: self.prompts[step].sha for step in steps}, sampling=sampling.for_lineage())
 
-    def _answer(self, batch: int, candidates, result: SynthBatch) -> list[Record]:
+    def _answer(self, batch: int, candidates, result: StepResult) -> list[Record]:
         """Second calls: labels (input-first, and output-first when verifying) or outputs (generation)."""
         clf = self.spec.is_classification
         asked = [(r, label) for r, label in candidates if label is None or (clf and self.config.verify_output_first)]
@@ -186,7 +220,7 @@ class PairSynthesis:
                                    kind="classification", label=said, lineage=record.lineage))
         return finished
 
-    def _accept(self, finished: list[Record], result: SynthBatch) -> None:
+    def _accept(self, finished: list[Record], result: StepResult) -> None:
         """Quota first (a full label takes nothing more, so it never enters the dedup pool), then the rules;
         accepted records past a quota within this batch are revoked, in order."""
         needs = self.needs() if self.spec.is_classification else {"": self.config.n - sum(self.accepted.values())}

@@ -91,3 +91,20 @@ def load_task_spec(path: Path) -> TaskSpec:
         if problems:
             raise UserError("invalid task spec; nothing was run:", problems)
     return spec
+
+
+def load_specs(entries: list) -> list[TaskSpec]:
+    """Each task spec, checked against its config entry (label_distribution must name the spec's labels)."""
+    specs = []
+    for i, entry in enumerate(entries):
+        spec = load_task_spec(entry.task)
+        if entry.label_distribution is not None:
+            if not spec.is_classification:
+                raise UserError(f"pair_synthesis[{i}].label_distribution: {entry.task} is a generation task; "
+                                "remove the key (it has no labels).")
+            unknown = sorted(set(entry.label_distribution) - set(spec.labels))
+            if unknown:
+                raise UserError(f"pair_synthesis[{i}].label_distribution: unknown label(s) {unknown}; the labels of "
+                                f"{entry.task} are {spec.labels}.")
+        specs.append(spec)
+    return specs

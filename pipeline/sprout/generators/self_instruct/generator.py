@@ -10,7 +10,6 @@ input-first otherwise -> instance rules. Unreadable replies become counted rejec
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
 
 from sprout.backends.base import Sampling, rejection_rule
 from sprout.config import SamplingConfig, SelfInstructConfig
@@ -18,25 +17,29 @@ from sprout.core.prompts import PromptSet, load_prompt
 from sprout.core.records import Lineage, Record, Rejection
 from sprout.core.seeds import SeedTask
 from sprout.generators.parsing import continued_items, parse_instances, parse_numbered_list, parse_yes_no
+from sprout.generators.protocol import StepResult
 
 NAME = "self_instruct"
 MODES = {True: ("output_first", "Class label:"), False: ("input_first", "Input:")}
 
 
-@dataclass
-class BatchResult:
-    records: list[Record] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
-    new_tasks: list[Record] = field(default_factory=list)  # accepted tasks with at least one accepted instance
-
-
 class SelfInstruct:
+    """Self-Instruct (Wang et al., 2023). Reads: the seed tasks (instructions with worked instances). Writes: new
+    tasks, each with the instances written for it (the accepted records), and every proposal, verdict or instance
+    that failed (the rejects). Its units of work are new tasks: it is done at `target` of them, or stopped early at
+    `max_batches`. Filters through two views of the run's filter stage: `tasks` (new instructions, deduplicated
+    against the seeds and every accepted instruction) and `instances`."""
+
+    name, unit = NAME, "tasks"
+
     def __init__(self, config: SelfInstructConfig, seeds: list[SeedTask], backend, filters, run_seed: int,
-                 examples: list[SeedTask] | None = None):
+                 examples: list[SeedTask] | None = None, log=None):
         self.config, self.seeds, self.backend, self.filters, self.run_seed = config, seeds, backend, filters, run_seed
+        self.log = log or (lambda message: None)
+        self.batches, self.stopped_early = 0, False
         self.prompts = PromptSet({key: load_prompt(f"self_instruct/{key}") for key in (
             "new_tasks", "is_classification", "input_first", "output_first")}, config.mode)
-        self.machine_tasks: list[Record] = []
+        self.machine_tasks: list[Record] = []  # accepted tasks with at least one accepted instance
         self.accepted_records: list[Record] = []  # every accepted instance, in order (Evol-Instruct's sources)
         self.backlog: list[Record] = []  # proposed instructions not judged yet, in proposal order
         rng = random.Random(f"{run_seed}:{NAME}:few-shot")
@@ -48,6 +51,35 @@ class SelfInstruct:
         rng.shuffle(self.classify_examples)
         self.instance_pool = by_kind
 
+    # The Generator protocol (generators/protocol.py).
+    def planned(self) -> int:
+        return self.config.target
+
+    def progress(self) -> int:
+        return len(self.machine_tasks)
+
+    @property
+    def done(self) -> bool:
+        if self.progress() >= self.config.target:
+            return True
+        if self.batches >= self.config.max_batches and not self.stopped_early:
+            self.stopped_early = True
+            self.log(f"Stopped after max_batches={self.config.max_batches} with {self.progress()} of "
+                     f"{self.config.target} new tasks; raise generators.self_instruct.max_batches to go on.")
+        return self.stopped_early
+
+    def step(self) -> StepResult:
+        result = self.run_batch(self.batches, self.config.target - self.progress())
+        self.batches += 1
+        return result
+
+    def finish(self) -> StepResult:
+        why = "the run stopped at max_batches first" if self.stopped_early else "the target was met first"
+        return StepResult(rejections=self.drain_backlog(why))
+
+    def summarize(self, summary) -> None:
+        summary.new_tasks += self.progress()
+
     def _sampling(self, cfg: SamplingConfig, batch: int, stop: tuple[str, ...] = ()) -> Sampling:
         return Sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens, stop=stop,
                         seed=self.run_seed * 100_003 + batch, presence_penalty=cfg.presence_penalty,
@@ -57,10 +89,11 @@ class SelfInstruct:
         return Lineage(generator=NAME, operation=operation, round=batch, model=self.backend.model_id,
                        prompts={p: self.prompts[p].sha for p in prompts}, sampling=sampling.for_lineage(), **extra)
 
-    def run_batch(self, batch: int, needed: int) -> BatchResult:
-        """Grow up to `needed` new tasks. Takes a little more than needed (half the tasks of a small model get no
-        usable instance); tasks beyond the target are then rejected as `target_reached`, whole."""
-        result = BatchResult()
+    def run_batch(self, batch: int, needed: int) -> StepResult:
+        """Grow up to `needed` new tasks (`units`: how many it grew). Takes a little more than needed (half the tasks
+        of a small model get no usable instance); tasks beyond the target are then rejected as `target_reached`,
+        whole."""
+        result, new_tasks = StepResult(), []
         take = min(self.config.tasks_per_batch, 2 * needed)
         if len(self.backlog) < 2 * take:
             self.backlog += self._propose(batch, result)
@@ -69,14 +102,15 @@ class SelfInstruct:
         for task, records in self._instances(batch, self._classify(batch, tasks, result), result):
             accepted, rejected, _ = self.filters.instances.run(records)
             result.rejections += rejected
-            if accepted and len(result.new_tasks) >= needed:
+            if accepted and len(new_tasks) >= needed:
                 result.rejections += [self.filters.instances.revoke(
                     "target_reached", "the target was met by earlier tasks of this batch", r) for r in accepted]
             elif accepted:
                 result.records += accepted
-                result.new_tasks.append(task)
-        self.machine_tasks += result.new_tasks
+                new_tasks.append(task)
+        self.machine_tasks += new_tasks
         self.accepted_records += result.records
+        result.units = len(new_tasks)
         return result
 
     def drain_backlog(self, reason: str) -> list[Rejection]:
@@ -84,7 +118,7 @@ class SelfInstruct:
         leftovers, self.backlog = self.backlog, []
         return [self.filters.tasks.reject_external("not_needed", reason, r) for r in leftovers]
 
-    def _propose(self, batch: int, result: BatchResult) -> list[Record]:
+    def _propose(self, batch: int, result: StepResult) -> list[Record]:
         cfg, rng = self.config, random.Random(f"{self.run_seed}:{NAME}:{batch}")
         sampling = self._sampling(cfg.sampling, batch, stop=(f"\n{cfg.list_stops_at}.", f"\n{cfg.list_stops_at} ."))
         requests = []
@@ -111,7 +145,7 @@ class SelfInstruct:
                 proposals += [Record(instruction=item, lineage=lineage) for item in items]
         return proposals
 
-    def _classify(self, batch: int, tasks: list[Record], result: BatchResult) -> list[tuple[Record, bool]]:
+    def _classify(self, batch: int, tasks: list[Record], result: StepResult) -> list[tuple[Record, bool]]:
         if not tasks:
             return []
         sampling = self._sampling(self.config.classify_sampling, batch)
@@ -129,7 +163,7 @@ class SelfInstruct:
                 labelled.append((task, verdict))
         return labelled
 
-    def _instances(self, batch: int, labelled: list[tuple[Record, bool]], result: BatchResult):
+    def _instances(self, batch: int, labelled: list[tuple[Record, bool]], result: StepResult):
         if not labelled:
             return []
         cfg, rng = self.config, random.Random(f"{self.run_seed}:{NAME}:instances:{batch}")
@@ -165,7 +199,7 @@ class SelfInstruct:
             groups.append((task, self._counted(records, reply.text, result)))
         return groups
 
-    def _counted(self, records: list[Record], raw: str, result: BatchResult) -> list[Record]:
+    def _counted(self, records: list[Record], raw: str, result: StepResult) -> list[Record]:
         """Instances the reply should not have held become counted rejects, never a silent cut: a label written over
         several lines, and instances past `instances_per_task`."""
         kept, stage, limit = [], self.filters.instances, self.config.instances_per_task
