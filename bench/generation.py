@@ -185,7 +185,7 @@ def pipeline_overhead(backend, requests: int, tasks: int, repeats: int) -> dict:
                     "recipe's sampling, default filters, CachedBackend on a fresh SQLite cache",
         "calls": [{"prompts": len(batch), "max_tokens": s.max_tokens, "temperature": s.temperature}
                   for batch, s in calls],
-        "new_tasks": len(result.new_tasks), "records": len(result.records), "rejections": len(result.rejections),
+        "new_tasks": result.units, "records": len(result.records), "rejections": len(result.rejections),
         "sprout": runs["sprout"], "bare": runs["bare"], "same_tokens": len(tokens_seen) == 1,
         # The sprout step's seconds inside the model calls; the rest is prompts, parsing, filters, cache, records.
         "sprout_seconds_inside_model_calls": model_seconds,

@@ -100,7 +100,7 @@ def make(tmp_path, scripted, rounds_config=None, script=scripted_evolution, sour
 def test_every_row_is_attempted_each_round_survivors_evolve_further_and_failures_retry(tmp_path, scripted):
     generator, stage = make(tmp_path, scripted)
     first = generator.run_round(0)
-    assert len(first.records) + len(first.rejections) == len(SOURCES) == first.fates["attempted"]
+    assert len(first.records) + len(first.rejections) == len(SOURCES) == generator.rounds[0]["attempted"]
     (failed,) = first.rejections  # the haiku evolution was judged Equal
     assert failed.rule == "judge:equal" and "haiku" in failed.record.instruction
     assert failed.record.lineage.parent_ids == [SOURCES[1].id]
@@ -111,7 +111,7 @@ def test_every_row_is_attempted_each_round_survivors_evolve_further_and_failures
         assert record.lineage.generator == "evol_instruct" and record.output
     # The long instruction plus ten words scores above 0.7 against its own parent: kept, the parent is an ancestor.
     assert any(r.instruction.startswith(LONG) for r in first.records)
-    assert first.fates == {"round": 0, "attempted": 4, "evolved": 3, "eliminated": {"judge:equal": 1}, "failed": 1,
+    assert generator.rounds[0] == {"round": 0, "attempted": 4, "evolved": 3, "eliminated": {"judge:equal": 1}, "failed": 1,
                            "retried_next_round": 1, "left_out": 0}
     # Next generation: each survivor in its row's place, the failed row as it was.
     evolved = {r.lineage.parent_ids[0]: r for r in first.records}
@@ -126,7 +126,7 @@ def test_every_row_is_attempted_each_round_survivors_evolve_further_and_failures
         assert len(record.lineage.operations) == 2 and record.lineage.operations[-1] == record.lineage.operation
     retry = next(r for r in second.rejections if r.record.lineage.parent_ids == [SOURCES[1].id])
     assert retry.record.lineage.sampling["seed"] != failed.record.lineage.sampling["seed"]  # a new sampling seed
-    assert second.fates["retried_next_round"] == 0  # the last of the 2 rounds: nothing is retried after it
+    assert generator.rounds[1]["retried_next_round"] == 0  # the last of the 2 rounds: nothing is retried after it
     assert generator.outcome() == {"rows": 4, "left_out": 0, "rounds": 2, "evolved_in_rounds": {"0": 1, "2": 3}}
     assert stage.counts.entered == stage.counts.accepted + stage.counts.dropped
 
@@ -169,7 +169,8 @@ def test_the_per_round_cap_evolves_a_seeded_sample_and_counts_the_rest(tmp_path,
     again, _ = make(tmp_path / "again", scripted, {"per_round": 2})
     assert [r.id for r in generator.generation] == [r.id for r in again.generation]  # seeded
     for n in range(2):
-        fates = generator.run_round(n).fates
+        generator.run_round(n)
+        fates = generator.rounds[-1]
         assert fates["attempted"] == 2 and fates["left_out"] == 2
     assert generator.outcome()["rows"] == 4 and generator.outcome()["left_out"] == 2
 

@@ -659,8 +659,8 @@ def test_evol_instruct_turns_every_reply_into_records_or_counted_rejects(data):
         parents = list(generator.generation)
         result = generator.run_round(round_no)
         # Each row of the generation: one attempt, a new record or one counted reject (the row then stays as it was).
-        assert len(parents) == len(result.records) + len(result.rejections) == result.fates["attempted"]
-        assert result.fates["evolved"] + sum(result.fates["eliminated"].values()) == len(parents)
+        assert len(parents) == len(result.records) + len(result.rejections) == generator.rounds[-1]["attempted"]
+        assert generator.rounds[-1]["evolved"] + sum(generator.rounds[-1]["eliminated"].values()) == len(parents)
         survivors = {r.lineage.parent_ids[0]: r.id for r in result.records}
         assert [r.id for r in generator.generation] == [survivors.get(p.id, p.id) for p in parents]
         assert {r.record.lineage.parent_ids[0] for r in result.rejections} <= {p.id for p in parents}

@@ -99,15 +99,15 @@ def test_unreadable_verdicts_and_instances_are_rejects_with_raw_text(tmp_path, s
     reasons = {r.rule: r for r in result.rejections}
     assert reasons["parse:is_classification"].record.raw == "Maybe, it depends"
     assert reasons["parse:no_instances"].record.instruction == "Explain why leaves change colour in autumn."
-    assert len(result.new_tasks) == 1
+    assert result.units == 1
 
 
 def test_target_is_met_exactly_and_leftovers_are_written_as_rejects(tmp_path, scripted):
     generator, _, _ = make(tmp_path, scripted)
     result = generator.run_batch(0, needed=1)
-    assert len(result.new_tasks) == 1
+    assert result.units == 1
     surplus = [r for r in result.rejections if r.rule == "target_reached"]
-    assert surplus and all(r.record.instruction != result.new_tasks[0].instruction for r in surplus)
+    assert surplus and all(r.record.instruction != generator.machine_tasks[-1].instruction for r in surplus)
     leftovers = generator.drain_backlog("the target was met first")
     assert all(r.rule == "not_needed" for r in leftovers)
     assert generator.backlog == []

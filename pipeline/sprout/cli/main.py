@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -12,15 +11,8 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
+from sprout.cli.display import RunDisplay
 from sprout.core.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -40,30 +32,6 @@ def _fail(error: UserError) -> None:
     for detail in error.details:
         console.print(f"  {detail}", highlight=False, markup=False, soft_wrap=True)
     raise typer.Exit(error.exit_code)
-
-
-@contextmanager
-def progress_bar(label: str, total: int | None):
-    """A progress bar with ETA on stderr; yields (update(done, total), log(message)) for a run function.
-
-    The bar is drawn at the first update or log line, not before: a run refused while it reads its inputs prints
-    its one error line and no empty bar."""
-    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
-               TimeRemainingColumn())
-    bar = Progress(*columns, console=console)
-    task = bar.add_task(label, total=total)
-
-    def shown() -> Progress:
-        if not bar.live.is_started:
-            bar.start()
-        return bar
-
-    try:
-        yield ((lambda done, total: shown().update(task, completed=done, total=total)),
-               (lambda *args, **kwargs: shown().console.print(*args, **kwargs)))
-    finally:
-        if bar.live.is_started:
-            bar.stop()
 
 
 @app.callback()
@@ -97,8 +65,8 @@ def data(
 
             print_estimate(estimate(cfg, sample_share, log=console.print), sample_share, Console())
             return
-        with progress_bar("new tasks", cfg.generators.self_instruct.target) as (update, log):
-            summary = run_data(cfg, force=force, progress=update, log=log)
+        display = RunDisplay(console)
+        summary = run_data(cfg, force=force, progress=display, log=display.log)
     except UserError as error:
         _fail(error)
     print_summary(summary, Console())
@@ -219,8 +187,8 @@ def evolve(
                **({"evol_instruct.keep_original=true": "--keep-original"} if keep_original else {})}
     try:
         cfg = load_config(config, set_, model=EvolveRunConfig, options=options)
-        with progress_bar("attempts", None) as (update, log):
-            summary = run_evolve(cfg, force=force, progress=update, log=log)
+        display = RunDisplay(console)
+        summary = run_evolve(cfg, force=force, progress=display, log=display.log)
     except UserError as error:
         _fail(error)
     print_summary(summary, Console())
@@ -243,8 +211,8 @@ def synth(
     options = {**({f"synth.task={task}": "--task"} if task else {}), **({f"synth.n={n}": "--n"} if n else {})}
     try:
         cfg = load_config(config, set_, model=SynthRunConfig, options=options)
-        with progress_bar("pairs", cfg.synth.n) as (update, log):
-            summary = run_synth(cfg, force=force, progress=update, log=log)
+        display = RunDisplay(console)
+        summary = run_synth(cfg, force=force, progress=display, log=display.log)
     except UserError as error:
         _fail(error)
     print_summary(summary, Console())
@@ -291,7 +259,9 @@ def templates_expand(
                f"flan.templates_per_row={per_row_value}": "--per-row", f"flan.inverted_share={inverted_share}":
                "--inverted-share"}
     try:
-        summary = run_flan(load_config(None, model=FlanRunConfig, options=options), force=force, log=console.print)
+        display = RunDisplay(console)
+        summary = run_flan(load_config(None, model=FlanRunConfig, options=options), force=force, progress=display,
+                           log=display.log)
     except UserError as error:
         _fail(error)
     print_summary(summary, Console())

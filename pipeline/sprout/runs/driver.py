@@ -9,6 +9,7 @@ at once; the progress display hears each step. See generators/protocol.py for th
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from sprout.generators.protocol import Generator, StepResult
@@ -31,25 +32,27 @@ class Planned:
 
 
 def drive(ctx: RunContext, plan: list[Planned]) -> dict[str, Generator]:
-    """Run each planned generator to its end; returns them by name (their state is the run's result)."""
-    built: dict[str, Generator] = {}
-    for planned in plan:
-        generator = planned.build(ctx)
-        built[planned.name] = generator
-        if ctx.progress:
-            ctx.progress.start(planned.name)
-        while not generator.done:
-            _write(ctx, generator.step())
-            ctx.summary.batches += 1
-            if ctx.progress:
-                ctx.progress.update(planned.name, generator.progress(), generator.planned())
-        _write(ctx, generator.finish())
-        generator.summarize(ctx.summary)
-        ctx.summary.work[planned.kind] = ctx.summary.work.get(planned.kind, 0) + generator.progress()
-        ctx.summary.stopped_early |= generator.stopped_early
-        if ctx.progress:
-            ctx.progress.finish(planned.name)
-    return built
+    """Run each planned generator to its end; returns them by name (their state is the run's result).
+    `ctx.progress`, when set, makes the run's progress display from the plan (see runs/progress.py)."""
+    with ctx.progress(plan) if ctx.progress else nullcontext() as display:
+        for planned in plan:
+            generator = planned.build(ctx)
+            ctx.generators[planned.name] = generator
+            if display:  # its total may be known only now (Evol-Instruct over the tasks Self-Instruct grew)
+                display.update(planned.name, generator.progress(), generator.planned())
+                display.start(planned.name)
+            while not generator.done:
+                _write(ctx, generator.step())
+                ctx.summary.batches += 1
+                if display:
+                    display.update(planned.name, generator.progress(), generator.planned())
+            _write(ctx, generator.finish())
+            generator.summarize(ctx.summary)
+            ctx.summary.work[planned.kind] = ctx.summary.work.get(planned.kind, 0) + generator.progress()
+            ctx.summary.stopped_early |= generator.stopped_early
+            if display:
+                display.finish(planned.name)
+    return ctx.generators
 
 
 def _write(ctx: RunContext, result: StepResult) -> None:

@@ -68,6 +68,7 @@ class EvolInstruct:
             "respond": load_prompt("evol/respond")}, config.mode)
         self.stopped_early = False
         self._round: Iterator[StepResult] | None = None  # the round being stepped through
+        self._round_done = False  # its last step was taken
 
     # The Generator protocol (generators/protocol.py).
     def planned(self) -> int:
@@ -86,8 +87,9 @@ class EvolInstruct:
                 self.log(f"Evol-Instruct: per_round={self.config.per_round} evolves a sample of "
                          f"{len(self.generation)} rows; {len(self.left_out)} of the input are left out.")
             self._round = self.steps(len(self.rounds))
+        self._round_done = False
         part = next(self._round)
-        if self.rounds[-1]["complete"]:
+        if self._round_done:
             self._round = None
             fates = self.rounds[-1]
             eliminated = ", ".join(f"{rule} {n}" for rule, n in fates["eliminated"].items()) or "none"
@@ -100,8 +102,7 @@ class EvolInstruct:
         return StepResult()
 
     def summarize(self, summary) -> None:
-        summary.evol_rounds = {"rounds": [{k: v for k, v in fates.items() if k != "complete"} for fates in self.rounds],
-                               "outcome": self.outcome()}
+        summary.evol_rounds = {"rounds": self.rounds, "outcome": self.outcome()}
 
     def _sampling(self, cfg: SamplingConfig, round_no: int) -> Sampling:
         return Sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens,
@@ -131,11 +132,11 @@ class EvolInstruct:
     def steps(self, round_no: int) -> Iterator[StepResult]:
         """One attempt per row of the generation, `step_rows` rows at a time: each step's answers are cached and
         its lines written together, so a killed run loses at most one step. The round's fates (self.rounds[-1])
-        are complete (`complete`) when its last step is yielded."""
+        are complete when its last step is yielded."""
         parents, step = self.generation, self.config.step_rows
         self.attempted += len(parents)
         fates = {"round": round_no, "attempted": len(parents), "evolved": 0, "eliminated": {}, "failed": 0,
-                 "retried_next_round": 0, "left_out": len(self.left_out), "complete": False}
+                 "retried_next_round": 0, "left_out": len(self.left_out)}
         self.rounds.append(fates)
         eliminated: Counter[str] = Counter()
         survivors: dict[str, Record] = {}
@@ -152,7 +153,7 @@ class EvolInstruct:
                                                                                 strict=True)]
                 fates["failed"] = len(parents) - len(survivors)
                 fates["retried_next_round"] = fates["failed"] if round_no + 1 < self.config.rounds else 0
-                fates["complete"] = True
+                self._round_done = True
             yield part
 
     def _attempt(self, parents: list[Record], round_no: int) -> StepResult:
