@@ -111,8 +111,8 @@ def test_every_row_is_attempted_each_round_survivors_evolve_further_and_failures
         assert record.lineage.generator == "evol_instruct" and record.output
     # The long instruction plus ten words scores above 0.7 against its own parent: kept, the parent is an ancestor.
     assert any(r.instruction.startswith(LONG) for r in first.records)
-    assert generator.rounds[0] == {"round": 0, "attempted": 4, "evolved": 3, "eliminated": {"judge:equal": 1}, "failed": 1,
-                           "retried_next_round": 1, "left_out": 0}
+    assert generator.rounds[0] == {"round": 0, "attempted": 4, "evolved": 3, "eliminated": {"judge:equal": 1},
+                                   "failed": 1, "retried_next_round": 1, "left_out": 0}
     # Next generation: each survivor in its row's place, the failed row as it was.
     evolved = {r.lineage.parent_ids[0]: r for r in first.records}
     assert [r.id for r in generator.generation] == [evolved[s.id].id if s.id in evolved else s.id for s in SOURCES]
