@@ -1,0 +1,117 @@
+"""The shape of the code is the shape of the product: one generator protocol, one driver, a layout by concept."""
+
+import ast
+import inspect
+
+from sprout.config import DataConfig, FilterConfig
+from sprout.core.records import Lineage, Record
+from sprout.filters.shared import RunFilters
+from sprout.generators.evol_instruct.generator import EvolInstruct
+from sprout.generators.flan.expansion import FlanExpansion
+from sprout.generators.pair_synthesis.generator import PairSynthesis
+from sprout.generators.protocol import Generator, StepResult
+from sprout.generators.self_instruct.generator import SelfInstruct
+from sprout.runs.context import RunContext, RunSummary
+from sprout.runs.driver import Planned, drive
+from tests.conftest import REPO
+
+CODE = [p for root in ("pipeline", "trainer") for p in (REPO / root).rglob("*.py")]
+
+
+def test_every_generator_has_the_one_shape_and_says_what_it_reads_writes_and_follows():
+    papers = {SelfInstruct: "Wang et al., 2023", EvolInstruct: "Xu et al., 2023", PairSynthesis: "Reads: a task spec",
+              FlanExpansion: "Wei et al., 2022"}
+    for cls, source in papers.items():
+        for member in ("name", "unit", "planned", "progress", "done", "step", "finish", "summarize"):
+            assert hasattr(cls, member) or member in ("name",), (cls, member)
+        doc = inspect.getdoc(cls)
+        assert "Reads:" in doc and "Writes:" in doc and source in doc, cls
+
+
+def test_no_code_file_is_over_300_lines_and_the_pipeline_never_imports_the_trainer():
+    long = {str(p.relative_to(REPO)): n for p in CODE if (n := len(p.read_text().splitlines())) >= 300}
+    assert long == {}
+    for path in (REPO / "pipeline").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any(n.split(".")[0] == "sprout_trainer" for n in names), path
+
+
+class Counting:
+    """A generator that makes `total` records, two per step, each step recorded; its last step rejects one."""
+
+    name, unit, stopped_early = "counting", "rows", False
+
+    def __init__(self, total):
+        self.total, self.made, self.finished = total, 0, False
+
+    def planned(self):
+        return self.total
+
+    def progress(self):
+        return self.made
+
+    @property
+    def done(self):
+        return self.made >= self.total
+
+    def step(self):
+        n = min(2, self.total - self.made)
+        records = [Record(instruction=f"Task {self.made + i}.", output="Done.", lineage=Lineage(generator=self.name))
+                   for i in range(n)]
+        self.made += n
+        return StepResult(records=records, units=n)
+
+    def finish(self):
+        self.finished = True
+        return StepResult()
+
+    def summarize(self, summary):
+        summary.new_tasks += self.made
+
+
+class Recorder:
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, plan):
+        self.calls.append(("plan", [(p.name, p.unit, p.total) for p in plan]))
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.calls.append(("exit",))
+
+    def __getattr__(self, name):
+        return lambda *args: self.calls.append((name, *args))
+
+
+class Files:
+    def __init__(self, summary):
+        self.summary, self.lines = summary, []
+
+    def write(self, records=(), rejections=()):
+        self.lines.append((len(records), len(rejections)))
+        self.summary.examples += len(records)
+
+
+def test_the_driver_runs_the_plan_in_order_writes_every_step_and_reports_progress(tmp_path):
+    assert isinstance(Counting(1), Generator)
+    summary = RunSummary(str(tmp_path), seeds=0, target=0)
+    display = Recorder()
+    ctx = RunContext(DataConfig(), None, RunFilters(FilterConfig()), Files(summary), summary, progress=display)
+    built = drive(ctx, [Planned("counting", "rows", 5, lambda c: Counting(5)),
+                        Planned("counting:b", "rows", None, lambda c: Counting(c.generators["counting"].made - 4))])
+    assert list(built) == ["counting", "counting:b"] and all(g.finished for g in built.values())
+    assert ctx.files.lines == [(2, 0), (2, 0), (1, 0), (0, 0), (1, 0), (0, 0)]  # each step, then each finish
+    assert (summary.examples, summary.new_tasks, summary.batches) == (6, 6, 4)
+    assert summary.work == {"counting": 6}  # by generator kind: counting and counting:b
+    assert display.calls == [
+        ("plan", [("counting", "rows", 5), ("counting:b", "rows", None)]),
+        ("update", "counting", 0, 5), ("start", "counting"), ("update", "counting", 2, 5),
+        ("update", "counting", 4, 5), ("update", "counting", 5, 5), ("finish", "counting"),
+        ("update", "counting:b", 0, 1), ("start", "counting:b"), ("update", "counting:b", 1, 1),
+        ("finish", "counting:b"), ("exit",)]
