@@ -55,3 +55,18 @@ def test_estimate_scales_each_generator_by_its_own_work_and_prices_all_tokens(mo
     overall = 72 / 8  # planned work / sample work
     assert result.totals["seconds"] == pytest.approx(150 + 64 + 16 + (25.0 - 20.0) * overall)
     assert result.totals["cost"] == pytest.approx(sum(r["cost"] for r in result.rows))
+
+
+def test_a_dry_run_leaves_its_pace_for_the_real_run_of_the_same_config_only(tmp_path):
+    from sprout.runs.dry_run import Estimate, load_pace, save_pace
+
+    config = DataConfig(cache=tmp_path / "cache" / "responses.sqlite", out_dir=tmp_path / "run")
+    rows = [{"model": "m", "generator": "self_instruct", "scale": 10.0, "seconds": 400.0},
+            {"model": "m", "generator": "evol_instruct", "scale": 5.0, "seconds": 50.0},
+            {"model": "m", "generator": "judge:quality", "scale": 10.0, "seconds": 99.0},
+            {"model": "m", "generator": "pair_synthesis", "scale": 2.0, "seconds": None}]
+    sample = {"work": {"self_instruct": 4, "evol_instruct": 5, "pair_synthesis": 2}}
+    save_pace(config, Estimate(sample, rows, {}, None))
+    # model seconds in the sample (estimate / scale) per unit of the sample's work; unknown time is left out
+    assert load_pace(config) == {"self_instruct": 10.0, "evol_instruct": 2.0}
+    assert load_pace(config.model_copy(update={"seed": 7})) == {}  # another config: no pace

@@ -14,14 +14,16 @@ class RunDisplay:
     """Handed to a run function as `progress=` (called with the plan when the generators are about to run) and
     `log=` (lines go above the live display while it is up, straight to the console otherwise)."""
 
-    def __init__(self, console: Console, interval_s: float = 30.0):
-        self.console, self.interval_s = console, interval_s
+    def __init__(self, console: Console, pace: dict[str, float] | None = None, interval_s: float = 30.0):
+        """`pace`: seconds per unit of work by generator kind, from a dry run of the same config (its ETAs before a
+        generator has measured its own pace)."""
+        self.console, self.pace, self.interval_s = console, pace or {}, interval_s
         self.current: RunProgress | None = None
 
     @contextmanager
     def __call__(self, plan) -> Iterator[RunProgress]:
-        progress = RunProgress([GeneratorPlan(p.name, p.unit, p.total) for p in plan], console=self.console,
-                               interval_s=self.interval_s)
+        progress = RunProgress([GeneratorPlan(p.name, p.unit, p.total, self.pace.get(p.kind)) for p in plan],
+                               console=self.console, interval_s=self.interval_s)
         with progress:
             self.current = progress
             try:

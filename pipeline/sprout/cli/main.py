@@ -57,15 +57,18 @@ def data(
     from sprout.config import load_config
     from sprout.reports.summary import print_estimate, print_summary
     from sprout.runs.data import run_data
+    from sprout.runs.dry_run import load_pace
 
     try:
         cfg = load_config(config, set_)
         if dry_run:
-            from sprout.runs.dry_run import estimate
+            from sprout.runs.dry_run import estimate, save_pace
 
-            print_estimate(estimate(cfg, sample_share, log=console.print), sample_share, Console())
+            result = estimate(cfg, sample_share, log=console.print)
+            save_pace(cfg, result)
+            print_estimate(result, sample_share, Console())
             return
-        display = RunDisplay(console)
+        display = RunDisplay(console, load_pace(cfg))
         summary = run_data(cfg, force=force, progress=display, log=display.log)
     except UserError as error:
         _fail(error)

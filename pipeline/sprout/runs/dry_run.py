@@ -10,12 +10,15 @@ records it judges. Cost is the estimated tokens at the configured `backend.price
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from sprout.config import DataConfig
+from sprout.config import DataConfig, dump_resolved
+from sprout.io.jsonl import atomic_write
 
 
 @dataclass
@@ -93,3 +96,36 @@ def estimate(config: DataConfig, share: float = 0.1, log=print) -> Estimate:
     currency = usage["cost"]["currency"] if prices else None
     sample = {"usage": usage, "seconds": summary.seconds, "work": summary.work, "full_work": full}
     return Estimate(sample, rows, totals, currency)
+
+
+def pace_file(config: DataConfig) -> Path:
+    """Where a dry run leaves its measured pace for the real run's progress display: beside the response cache."""
+    return Path(config.cache).parent / "dry-run-pace.json"
+
+
+def save_pace(config: DataConfig, estimate: Estimate) -> None:
+    """Seconds of model time per unit of work, per generator kind, as the sample measured them, keyed by the run's
+    config (an estimate for another config says nothing about this one)."""
+    seconds: dict[str, float] = {}
+    for row in estimate.rows:
+        kind = row["generator"] if row["generator"] in estimate.sample["work"] else None
+        if kind and row["seconds"] is not None:
+            seconds[kind] = seconds.get(kind, 0.0) + row["seconds"] / row["scale"]
+    pace = {kind: s / estimate.sample["work"][kind] for kind, s in seconds.items() if estimate.sample["work"][kind]}
+    path = pace_file(config)
+    known = json.loads(path.read_text()) if path.exists() else {}
+    known[_config_key(config)] = pace
+    atomic_write(path, json.dumps(known, indent=1) + "\n")
+
+
+def load_pace(config: DataConfig) -> dict[str, float]:
+    """The pace a dry run of this same config measured ({} when there was none)."""
+    path = pace_file(config)
+    try:
+        return json.loads(path.read_text()).get(_config_key(config), {}) if path.exists() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _config_key(config: DataConfig) -> str:
+    return hashlib.sha256(dump_resolved(config).encode()).hexdigest()[:16]
