@@ -15,15 +15,7 @@ from sprout.backends.cache import CachedBackend
 from sprout.config import BackendConfig, DataConfig, PriceConfig
 from sprout.runs.context import RunSummary, open_run
 from sprout.runs.driver import drive
-from sprout.runs.plan import data_plan, evol_judges, read_data_inputs
-
-
-def judge_backends(config) -> list[BackendConfig]:
-    """The backends a run's judges name (beyond the run's own), resolved before anything is written."""
-    evol = getattr(config, "evol_instruct", None) or getattr(getattr(config, "generators", None), "evol_instruct",
-                                                             None)
-    judges = list(config.filters.judges) + ([evol.judge] if evol is not None else [])
-    return [j.backend for j in judges if j.backend]
+from sprout.runs.plan import data_plan, evol_judges, judge_backends, read_data_inputs
 
 
 def run_data(config: DataConfig, force: bool = False, progress=None, log=print) -> RunSummary:

@@ -10,9 +10,9 @@ from sprout.config import BackendConfig, EvolInstructConfig, FilterConfig, Outpu
 from sprout.filters.build import read_eval_files
 from sprout.io.dataset_io import read_records
 from sprout.runs.context import RunSummary, open_run
-from sprout.runs.data import Backends, judge_backends
+from sprout.runs.data import Backends
 from sprout.runs.driver import drive
-from sprout.runs.plan import evol_judges, evol_step
+from sprout.runs.plan import evol_judges, evol_step, judge_backends
 
 
 class EvolveRunConfig(Strict):

@@ -50,6 +50,14 @@ def read_data_inputs(config) -> Inputs:
     return inputs
 
 
+def judge_backends(config) -> list:
+    """The backends a run's judges name (beyond the run's own), resolved before anything is written."""
+    evol = getattr(config, "evol_instruct", None) or getattr(getattr(config, "generators", None), "evol_instruct",
+                                                             None)
+    judges = list(config.filters.judges) + ([evol.judge] if evol is not None else [])
+    return [j.backend for j in judges if j.backend]
+
+
 def evol_judges(evol) -> list[tuple]:
     """Evol-Instruct's equality judge joins the run's judges, judging evol_instruct alone."""
     return [(evol.judge, [EVOL])] if evol is not None else []

@@ -12,9 +12,9 @@ from sprout.filters.build import read_eval_files
 from sprout.generators.flan.expansion import load_source
 from sprout.generators.pair_synthesis.task_spec import load_specs
 from sprout.runs.context import RunSummary, open_run
-from sprout.runs.data import Backends, judge_backends
+from sprout.runs.data import Backends
 from sprout.runs.driver import drive
-from sprout.runs.plan import flan_step, synth_step
+from sprout.runs.plan import flan_step, judge_backends, synth_step
 
 
 class SynthRunConfig(Strict):
