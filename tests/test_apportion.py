@@ -14,8 +14,29 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sprout.core.apportion import exact, largest_remainder, quotas
-from sprout.datasets.mixing import largest_remainder as old_largest_remainder
-from sprout.generators.pair_synthesis.generator import quotas as old_quotas
+
+
+# The two old splits, verbatim, as they were before the merge: the oracles of the tests below.
+def old_largest_remainder(size: int, weights: list[float | Fraction]) -> list[int]:  # datasets/mixing.py
+    exact_weights = [exact(w) for w in weights]
+    total = sum(exact_weights)
+    quotas = [size * w / total for w in exact_weights]
+    counts = [int(q) for q in quotas]
+    order = sorted(range(len(quotas)), key=lambda i: (-(quotas[i] - counts[i]), i))
+    for i in order[: size - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def old_quotas(total: int, weights: dict[str, float]) -> dict[str, int]:  # generators/pair_synthesis/generator.py
+    whole = sum(weights.values())
+    exact = {label: total * w / whole for label, w in weights.items()}
+    counts = {label: int(value) for label, value in exact.items()}
+    by_remainder = sorted(weights, key=lambda label: (-(exact[label] - counts[label]), list(weights).index(label)))
+    for label in by_remainder[: total - sum(counts.values())]:
+        counts[label] += 1
+    return counts
+
 
 # Weights as configs and the pair-synthesis planner give them: decimals as written, and computed floats.
 DECIMALS = st.decimals(min_value="0.001", max_value="100", places=3).map(float)

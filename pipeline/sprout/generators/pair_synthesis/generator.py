@@ -15,23 +15,13 @@ from dataclasses import dataclass, field
 
 from sprout.backends.base import Sampling, rejection_rule
 from sprout.config import PairSynthesisConfig, SamplingConfig
+from sprout.core.apportion import quotas
 from sprout.core.prompts import PromptSet, load_prompt
 from sprout.core.records import Lineage, Record, Rejection
 from sprout.filters.stage import FilterStage
 from sprout.generators.pair_synthesis.task_spec import TaskSpec, match_label
 
 NAME = "pair_synthesis"
-
-
-def quotas(total: int, weights: dict[str, float]) -> dict[str, int]:
-    """Split `total` by weights with the largest-remainder method: the counts add up to `total` exactly."""
-    whole = sum(weights.values())
-    exact = {label: total * w / whole for label, w in weights.items()}
-    counts = {label: int(value) for label, value in exact.items()}
-    by_remainder = sorted(weights, key=lambda label: (-(exact[label] - counts[label]), list(weights).index(label)))
-    for label in by_remainder[: total - sum(counts.values())]:
-        counts[label] += 1
-    return counts
 
 
 def clean_input(text: str) -> str:
