@@ -79,8 +79,8 @@ def test_cost_is_fresh_tokens_at_the_models_price_and_the_cache_saving_is_shown_
     from dataclasses import asdict
 
     from sprout.backends.base import Usage
+    from sprout.backends.pricing import priced
     from sprout.config import PriceConfig
-    from sprout.runs.data import priced
 
     usage = Usage()
     for model in ("openai:big", "transformers:local"):
@@ -94,6 +94,15 @@ def test_cost_is_fresh_tokens_at_the_models_price_and_the_cache_saving_is_shown_
     assert report["cost"] == {"total": 1.5, "saved_by_cache": 1.0, "currency": "USD",
                               "unpriced_models": ["transformers:local"]}
     assert "cost" not in priced(asdict(usage), {"openai:big": None})  # no price anywhere: no cost at all
+
+
+def test_one_cost_formula_reads_a_price_config_and_its_json_form_alike():
+    from sprout.backends.pricing import cost
+    from sprout.config import PriceConfig
+
+    price = PriceConfig(input_per_million=0.5, output_per_million=2.0)
+    assert cost(1_000_000, 500_000, price.model_dump()) == 0.5 + 1.0
+    assert cost(3, 1, {"input_per_million": 1e6, "output_per_million": 2e6}) == 5.0  # as report.json keeps prices
 
 
 def test_each_answer_counts_its_generations_and_old_caches_are_migrated(tmp_path, scripted):
