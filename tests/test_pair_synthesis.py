@@ -11,8 +11,9 @@ from sprout.config import FilterConfig, PairSynthesisConfig
 from sprout.core.apportion import quotas
 from sprout.core.errors import UserError
 from sprout.filters.build import build_stage
-from sprout.generators.pair_synthesis.generator import PairSynthesis, clean_input
-from sprout.generators.pair_synthesis.task_spec import load_task_spec, match_label
+from sprout.generators.pair_synthesis.generator import PairSynthesis
+from sprout.generators.pair_synthesis.task_spec import load_task_spec
+from sprout.generators.parsing import clean_input, match_label
 from sprout.runs.synth import load_specs
 from tests.conftest import REPO, write
 

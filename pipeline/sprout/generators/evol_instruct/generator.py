@@ -28,6 +28,7 @@ from sprout.filters.build import build_judge, build_stage
 from sprout.filters.rules import ScaffoldCopy
 from sprout.filters.stage import FilterStage
 from sprout.generators.evol_instruct.scaffold import scaffold_phrases
+from sprout.generators.parsing import clean_rewrite
 
 NAME = "evol_instruct"
 
@@ -35,11 +36,6 @@ NAME = "evol_instruct"
 def as_text(record: Record) -> str:
     """The instruction as the model sees it: its input, if any, goes with it."""
     return f"{record.instruction}\n\n{record.input}" if record.input.strip() else record.instruction
-
-
-def clean_rewrite(text: str) -> str:
-    # Only the wrapping goes; scaffold words inside stay for the scaffold_copy rule to count.
-    return text.strip().strip('"').strip()
 
 
 @dataclass

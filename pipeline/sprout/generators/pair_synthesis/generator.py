@@ -19,18 +19,10 @@ from sprout.core.apportion import quotas
 from sprout.core.prompts import PromptSet, load_prompt
 from sprout.core.records import Lineage, Record, Rejection
 from sprout.filters.stage import FilterStage
-from sprout.generators.pair_synthesis.task_spec import TaskSpec, match_label
+from sprout.generators.pair_synthesis.task_spec import TaskSpec
+from sprout.generators.parsing import clean_input, match_label
 
 NAME = "pair_synthesis"
-
-
-def clean_input(text: str) -> str:
-    """The model's input, without wrapping quotes or a leading "Input:"-style tag; the first paragraph only."""
-    text = text.strip().split("\n\n")[0].strip().strip('"“”').strip()
-    for tag in ("input:", "sentence:", "new input:"):
-        if text.lower().startswith(tag):
-            text = text[len(tag):].strip()
-    return text.strip('"“”').strip()
 
 
 @dataclass
