@@ -48,7 +48,8 @@ from sprout.config import (
 from sprout.core.records import Lineage, Record
 from sprout.core.seeds import load_seeds
 from sprout.filters.build import GROUP_RULES, OPT_IN_RECORD_RULES, RECORD_RULES, build_filters, build_judge, build_stage
-from sprout.filters.fast_rouge import FastRougeIndex, dedup_greedy, rouge_l, tokenize
+from sprout.filters.fast_rouge import FastRougeIndex, dedup_greedy
+from sprout.filters.rouge_scoring import rouge_l, tokenize
 from sprout.filters.rules import Drop
 from sprout.generators.evol_instruct.generator import make_evolver
 from sprout.generators.pair_synthesis.generator import PairSynthesis
