@@ -75,6 +75,32 @@ def test_jsonl_refuses_a_replay_that_differs(tmp_path):
     writer.close()
 
 
+def test_a_backend_error_reject_is_found_by_its_rule_wherever_the_key_stands(tmp_path):
+    import json
+
+    from sprout.core.records import Lineage, Record, Rejection, has_rejection
+
+    record = Record(instruction="Say hi.", lineage=Lineage(generator="self_instruct"))
+    written = Rejection(rule="backend_error", reason="HTTP 500", record=record).to_json()
+    reordered = json.dumps({"reason": "HTTP 500", "record": record.model_dump(mode="json"), "rule": "backend_error"},
+                           indent=None, separators=(",", ":"))  # rule last, no spaces: no byte prefix to go by
+    mentioned = Rejection(rule="too_short", reason='"rule": "backend_error"', record=record).to_json()
+    files = {"writer": written, "reordered": reordered, "mentioned": mentioned, "none": ""}
+    for name, line in files.items():
+        (tmp_path / f"{name}.jsonl").write_text(f"{line}\n" if line else "", encoding="utf-8")
+    assert has_rejection(tmp_path / "writer.jsonl", "backend_error")
+    assert has_rejection(tmp_path / "reordered.jsonl", "backend_error")
+    assert not has_rejection(tmp_path / "mentioned.jsonl", "backend_error")  # only a reason that quotes it
+    assert not has_rejection(tmp_path / "none.jsonl", "backend_error")
+    assert not has_rejection(tmp_path / "missing.jsonl", "backend_error")
+    # A torn last line (a kill mid-write) is no reject, and does not hide the whole lines before it.
+    torn = tmp_path / "torn.jsonl"
+    torn.write_text(f"{mentioned}\n{written[:30]}", encoding="utf-8")
+    assert not has_rejection(torn, "backend_error")
+    torn.write_text(f"{reordered}\n{mentioned[:30]}", encoding="utf-8")
+    assert has_rejection(torn, "backend_error")
+
+
 def test_cost_is_fresh_tokens_at_the_models_price_and_the_cache_saving_is_shown_apart():
     from dataclasses import asdict
 

@@ -23,7 +23,7 @@ from sprout.config import (
     dump_resolved,
 )
 from sprout.core.errors import UserError
-from sprout.core.records import Record
+from sprout.core.records import Record, has_rejection
 from sprout.core.seeds import load_seeds
 from sprout.filters.build import build_filters, build_stage, read_eval_files
 from sprout.filters.dedup_rules import SCORE_FLOOR
@@ -68,7 +68,7 @@ class RunFiles:
     def __init__(self, summary: RunSummary):
         out = Path(summary.out_dir)
         self.summary = summary
-        if _has_backend_errors(out / "rejected.jsonl"):
+        if has_rejection(out / "rejected.jsonl", "backend_error"):
             # The last run here lost requests to backend errors; this one asks for them again, so its lines
             # can differ from there on. Start both files over: every answer that did come is in the cache.
             for name in ("examples.jsonl", "rejected.jsonl"):
@@ -88,13 +88,6 @@ class RunFiles:
     def __exit__(self, *exc) -> None:
         self.examples.close()
         self.rejected.close()
-
-
-def _has_backend_errors(rejected: Path) -> bool:
-    if not rejected.exists():
-        return False
-    with open(rejected, "rb") as handle:
-        return any(line.startswith(b'{"rule": "backend_error"') for line in handle)
 
 
 SHIPPED_SEEDS = Path(__file__).resolve().parent.parent / "assets" / "seeds" / "general.jsonl"
