@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from sprout.filters.fast_rouge import rouge_l
+from sprout.filters.rouge_scoring import rouge_l
 from sprout.reports import analytics
 from sprout.reports.analytics import LENGTH_EDGES, diversity, length_histogram, nearest_rouge_l, verb_objects
 from sprout.reports.report import write_reports

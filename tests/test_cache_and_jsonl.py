@@ -75,12 +75,38 @@ def test_jsonl_refuses_a_replay_that_differs(tmp_path):
     writer.close()
 
 
+def test_a_backend_error_reject_is_found_by_its_rule_wherever_the_key_stands(tmp_path):
+    import json
+
+    from sprout.core.records import Lineage, Record, Rejection, has_rejection
+
+    record = Record(instruction="Say hi.", lineage=Lineage(generator="self_instruct"))
+    written = Rejection(rule="backend_error", reason="HTTP 500", record=record).to_json()
+    reordered = json.dumps({"reason": "HTTP 500", "record": record.model_dump(mode="json"), "rule": "backend_error"},
+                           indent=None, separators=(",", ":"))  # rule last, no spaces: no byte prefix to go by
+    mentioned = Rejection(rule="too_short", reason='"rule": "backend_error"', record=record).to_json()
+    files = {"writer": written, "reordered": reordered, "mentioned": mentioned, "none": ""}
+    for name, line in files.items():
+        (tmp_path / f"{name}.jsonl").write_text(f"{line}\n" if line else "", encoding="utf-8")
+    assert has_rejection(tmp_path / "writer.jsonl", "backend_error")
+    assert has_rejection(tmp_path / "reordered.jsonl", "backend_error")
+    assert not has_rejection(tmp_path / "mentioned.jsonl", "backend_error")  # only a reason that quotes it
+    assert not has_rejection(tmp_path / "none.jsonl", "backend_error")
+    assert not has_rejection(tmp_path / "missing.jsonl", "backend_error")
+    # A torn last line (a kill mid-write) is no reject, and does not hide the whole lines before it.
+    torn = tmp_path / "torn.jsonl"
+    torn.write_text(f"{mentioned}\n{written[:30]}", encoding="utf-8")
+    assert not has_rejection(torn, "backend_error")
+    torn.write_text(f"{reordered}\n{mentioned[:30]}", encoding="utf-8")
+    assert has_rejection(torn, "backend_error")
+
+
 def test_cost_is_fresh_tokens_at_the_models_price_and_the_cache_saving_is_shown_apart():
     from dataclasses import asdict
 
     from sprout.backends.base import Usage
+    from sprout.backends.pricing import priced
     from sprout.config import PriceConfig
-    from sprout.runs.data import priced
 
     usage = Usage()
     for model in ("openai:big", "transformers:local"):
@@ -94,6 +120,15 @@ def test_cost_is_fresh_tokens_at_the_models_price_and_the_cache_saving_is_shown_
     assert report["cost"] == {"total": 1.5, "saved_by_cache": 1.0, "currency": "USD",
                               "unpriced_models": ["transformers:local"]}
     assert "cost" not in priced(asdict(usage), {"openai:big": None})  # no price anywhere: no cost at all
+
+
+def test_one_cost_formula_reads_a_price_config_and_its_json_form_alike():
+    from sprout.backends.pricing import cost
+    from sprout.config import PriceConfig
+
+    price = PriceConfig(input_per_million=0.5, output_per_million=2.0)
+    assert cost(1_000_000, 500_000, price.model_dump()) == 0.5 + 1.0
+    assert cost(3, 1, {"input_per_million": 1e6, "output_per_million": 2e6}) == 5.0  # as report.json keeps prices
 
 
 def test_each_answer_counts_its_generations_and_old_caches_are_migrated(tmp_path, scripted):

@@ -12,7 +12,8 @@ from sprout.config import DataConfig, FilterConfig, load_config
 from sprout.core.errors import UserError
 from sprout.core.records import Lineage, Record
 from sprout.filters.build import build_filters, build_stage
-from sprout.filters.decontamination_index import DecontaminationIndex, EvalText, build_index, scan, tokens
+from sprout.filters.decontamination_index import DecontaminationIndex, EvalText, scan, tokens
+from sprout.filters.eval_files import build_index
 from tests.conftest import write
 from tests.test_cli import sprout
 

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from rouge_score import rouge_scorer
 from rouge_score import tokenize as rs_tokenize
 
-from sprout.filters.fast_rouge import FastRougeIndex, _fmeasure, _hidden, dedup_greedy, rouge_l, tokenize
+from sprout.filters.fast_rouge import FastRougeIndex, _hidden, dedup_greedy
+from sprout.filters.rouge_scoring import _fmeasure, rouge_l, tokenize
 from tests.conftest import REPO
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)

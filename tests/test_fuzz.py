@@ -48,18 +48,21 @@ from sprout.config import (
 from sprout.core.records import Lineage, Record
 from sprout.core.seeds import load_seeds
 from sprout.filters.build import GROUP_RULES, OPT_IN_RECORD_RULES, RECORD_RULES, build_filters, build_judge, build_stage
-from sprout.filters.fast_rouge import FastRougeIndex, dedup_greedy, rouge_l, tokenize
-from sprout.filters.judge import parse_verdict
+from sprout.filters.fast_rouge import FastRougeIndex, dedup_greedy
+from sprout.filters.rouge_scoring import rouge_l, tokenize
 from sprout.filters.rules import Drop
 from sprout.generators.evol_instruct.generator import make_evolver
-from sprout.generators.pair_synthesis.generator import PairSynthesis, clean_input
-from sprout.generators.pair_synthesis.task_spec import load_specs, match_label
+from sprout.generators.pair_synthesis.generator import PairSynthesis
+from sprout.generators.pair_synthesis.task_spec import load_specs
 from sprout.generators.parsing import (
     NO_INPUT,
     clean_field,
+    clean_input,
     continued_items,
+    match_label,
     parse_instances,
     parse_numbered_list,
+    parse_verdict,
     parse_yes_no,
 )
 from sprout.generators.self_instruct.generator import SelfInstruct

@@ -4,7 +4,8 @@ from sprout.config import FilterConfig, JudgeConfig
 from sprout.core.prompts import load_prompt
 from sprout.core.records import Lineage, Record
 from sprout.filters.build import build_filters, build_judge
-from sprout.filters.judge import JudgeRule, parse_verdict
+from sprout.filters.judge import JudgeRule
+from sprout.generators.parsing import parse_verdict
 
 LINEAGE = Lineage(generator="test")
 

@@ -13,9 +13,10 @@ import pytest
 import yaml
 from sprout_trainer.data import to_messages
 
+from sprout.core.apportion import largest_remainder
 from sprout.core.records import Lineage, Record
 from sprout.datasets.mix_config import load_mix_config
-from sprout.datasets.mixing import largest_remainder, run_mix
+from sprout.datasets.mixing import run_mix
 from tests.conftest import REPO, write
 from tests.test_cli import sprout
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from rouge_score import rouge_scorer
 
-from sprout.filters.fast_rouge import rouge_l
+from sprout.filters.rouge_scoring import rouge_l
 from tests.conftest import write
 from tests.test_cli import sprout
 from tests.test_row_dedup import ref_greedy

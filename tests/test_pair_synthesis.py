@@ -8,10 +8,12 @@ import pytest
 
 from sprout.backends.cache import CachedBackend
 from sprout.config import FilterConfig, PairSynthesisConfig
+from sprout.core.apportion import quotas
 from sprout.core.errors import UserError
 from sprout.filters.build import build_stage
-from sprout.generators.pair_synthesis.generator import PairSynthesis, clean_input, quotas
-from sprout.generators.pair_synthesis.task_spec import load_specs, load_task_spec, match_label
+from sprout.generators.pair_synthesis.generator import PairSynthesis
+from sprout.generators.pair_synthesis.task_spec import load_specs, load_task_spec
+from sprout.generators.parsing import clean_input, match_label
 from tests.conftest import REPO, write
 
 PROMISES = REPO / "seeds" / "tasks" / "political_promises.yaml"

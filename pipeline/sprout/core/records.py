@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -82,3 +84,28 @@ def prompt_text(record: Record) -> str:
     """The instruction as a model sees it: its input, if any, goes with it (Evol-Instruct's rewrite prompts and the
     equality judge's `parent`)."""
     return f"{record.instruction}\n\n{record.input}" if record.input.strip() else record.instruction
+
+
+def has_rejection(path: Path, rule: str) -> bool:
+    """Whether a rejects file (one Rejection a line, as rejected.jsonl) holds a reject of `rule`.
+
+    Each line is read as JSON and its `rule` compared, so the key's place in the line and the writer's spacing do not
+    matter, and a record whose text mentions the rule is not taken for it. A line that is not a JSON object (the torn
+    last line of a killed run) holds no reject. Lines that do not contain a plain rule name at all are skipped
+    unparsed: one pass over a large file, parsing only the few lines that can match.
+    """
+    path = Path(path)
+    if not path.exists():
+        return False
+    needle = rule.encode("utf-8") if re.fullmatch(r"[A-Za-z0-9_:.\-]+", rule) else b""  # JSON writes these as is
+    with open(path, "rb") as handle:
+        for line in handle:
+            if needle not in line:
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and row.get("rule") == rule:
+                return True
+    return False

@@ -14,32 +14,14 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 from sprout.config import dump_resolved
+from sprout.core.apportion import exact, largest_remainder
 from sprout.core.errors import UserError
 from sprout.datasets.mix_config import PRETRAINING, MixConfig, Where
 from sprout.datasets.mix_sources import Source, chunks, read_source
 from sprout.io.jsonl import atomic_directory
-
-
-def exact(value: float | Fraction) -> Fraction:
-    """The number as written (0.3 is 3/10, not the binary float just below it)."""
-    return value if isinstance(value, Fraction) else Fraction(str(value))
-
-
-def largest_remainder(size: int, weights: list[float | Fraction]) -> list[int]:
-    """Counts proportional to `weights` summing to `size`: floors, then one more to the largest remainders (ties go
-    to the earlier weight). Exact arithmetic, so equal shares stay equal and results never depend on float noise."""
-    exact_weights = [exact(w) for w in weights]
-    total = sum(exact_weights)
-    quotas = [size * w / total for w in exact_weights]
-    counts = [int(q) for q in quotas]
-    order = sorted(range(len(quotas)), key=lambda i: (-(quotas[i] - counts[i]), i))
-    for i in order[: size - sum(counts)]:
-        counts[i] += 1
-    return counts
 
 
 @dataclass

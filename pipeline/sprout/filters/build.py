@@ -11,8 +11,8 @@ from sprout.config import FilterConfig, JudgeConfig
 from sprout.core.errors import UserError
 from sprout.core.prompts import load_prompt
 from sprout.filters import rules as r
-from sprout.filters.decontamination_index import cached_index
 from sprout.filters.dedup_rules import ExactDuplicate, RougeDedup
+from sprout.filters.eval_files import cached_index
 from sprout.filters.judge import JudgeRule
 from sprout.filters.stage import FilterStage
 

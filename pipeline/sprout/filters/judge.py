@@ -7,24 +7,11 @@ never a silent pass. Users: Evol-Instruct's "did the evolution change the instru
 
 from __future__ import annotations
 
-import re
-
 from sprout.backends.base import Sampling
 from sprout.core.prompts import Prompt
 from sprout.core.records import Record
 from sprout.filters.rules import Drop
-
-
-def parse_verdict(text: str, verdicts: list[str]) -> str | None:
-    """The verdict word that appears first in the reply (longest wins at the same place: "not equal" over "equal")."""
-    alternatives = sorted(verdicts, key=len, reverse=True)
-    pattern = re.compile(r"\b(" + "|".join(re.escape(v) for v in alternatives) + r")\b", re.IGNORECASE)
-    found = pattern.search(text.replace("*", ""))
-    if found is None:
-        return None
-    # The verdict the pattern matched, compared as the pattern compares: re.I also matches "ſ" to "s" and "ı" to "i",
-    # where .lower() does not ("Yeſ", "Valıd" raised StopIteration).
-    return next(v for v in verdicts if re.fullmatch(re.escape(v), found.group(1), re.IGNORECASE))
+from sprout.generators.parsing import parse_verdict
 
 
 class JudgeRule:

@@ -18,7 +18,8 @@ from typing import Literal
 
 import numpy as np
 
-from sprout.filters.fast_rouge import FastRougeIndex, tokenize
+from sprout.filters.fast_rouge import FastRougeIndex
+from sprout.filters.rouge_scoring import tokenize
 
 DedupOn = Literal["instruction", "instruction+input", "all"]
 FIELDS: dict[str, tuple[str, ...]] = {"instruction": ("instruction",), "instruction+input": ("instruction", "input"),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sprout.core.records import Record
 from sprout.core.stopwords import STOPWORDS
 from sprout.filters.decontamination_index import DecontaminationIndex
-from sprout.filters.fast_rouge import rouge_l
+from sprout.filters.rouge_scoring import rouge_l
 
 
 @dataclass(frozen=True)

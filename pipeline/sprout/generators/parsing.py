@@ -1,7 +1,11 @@
-"""Parsers for model replies. They return what they could read plus, when nothing usable came back, a reason.
+"""Parsers for model replies, all in one place. They return what they could read plus, when nothing usable came
+back, a reason (or None, which the caller counts as its own reject).
 
 Small models drift from the format; the parsers accept the common drifts (extra spaces, `1)` for `1.`, Markdown
-bold, trailing chatter) and leave everything else to the filter rules, which count what they drop.
+bold, wrapping quotes, trailing chatter) and leave everything else to the filter rules, which count what they drop.
+Every parser here is a pure function of the reply's text. Users: Self-Instruct (numbered lists, instance pairs,
+yes/no), pair synthesis (an input, a label), Evol-Instruct (a rewrite), `templates grow` (a reworded template) and
+the LLM-judge rule (a verdict).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ def continued_items(items: list[tuple[int, str]], first: int, stop: int) -> list
 
 
 def clean_field(text: str) -> str:
+    """One field of an instance pair: Markdown bold and blanks off; a "no input" marker (`<noinput>`...) is ""."""
     text = text.strip().strip("*").strip()
     return "" if text.lower() in NO_INPUT else text
 
@@ -88,3 +93,61 @@ def parse_yes_no(text: str) -> bool | None:
     match = re.match(r"\s*+\**+\s*+(yes|no)\b", text, re.I)
     # The first letter, not .lower() == "yes": re.I also matches "ſ" (long s) to "s", and "yeſ".lower() is no "yes".
     return None if match is None else match.group(1)[0] in "yY"
+
+
+# -- one text per reply -----------------------------------------------------------------------------------------------
+
+
+def clean_input(text: str) -> str:
+    """The model's input, without wrapping quotes or a leading "Input:"-style tag; the first paragraph only."""
+    text = text.strip().split("\n\n")[0].strip().strip('"“”').strip()
+    for tag in ("input:", "sentence:", "new input:"):
+        if text.lower().startswith(tag):
+            text = text[len(tag):].strip()
+    return text.strip('"“”').strip()
+
+
+def clean_rewrite(text: str) -> str:
+    """An Evol-Instruct rewrite without its wrapping quotes. Only the wrapping goes; scaffold words inside stay for
+    the scaffold_copy rule to count (cutting them here would hide a failed evolution)."""
+    return text.strip().strip('"').strip()
+
+
+def clean_variant(text: str) -> str:
+    """A reworded FLAN template without a code fence or wrapping quotes; its placeholders are checked afterwards."""
+    text = text.strip()
+    if text.startswith("```"):
+        text = text.strip("`").strip()
+    return text.strip('"').strip()
+
+
+# -- a word from a fixed set ------------------------------------------------------------------------------------------
+
+
+def match_label(text: str, labels: list[str]) -> str | None:
+    """The label a reply names: the whole first line, or its first word(s), any case, markup and punctuation
+    around it ignored ("**True.**", "false - it is vague"). Longest label first, so "not sure" beats "not"."""
+    line = next((ln for ln in text.strip().splitlines() if ln.strip()), "")
+    line = line.strip().strip("*_`\"'").strip()
+    for prefix in ("answer:", "label:", "the answer is"):
+        if line.lower().startswith(prefix):
+            line = line[len(prefix):].strip().strip("*_`\"'").strip()
+    lowered = line.casefold()
+    for label in sorted(labels, key=len, reverse=True):
+        folded = label.casefold()  # may be longer than the label ("İ" folds to two characters)
+        cut = lowered[len(folded):len(folded) + 1]
+        if lowered.startswith(folded) and (not cut or not cut.isalnum()):
+            return label
+    return None
+
+
+def parse_verdict(text: str, verdicts: list[str]) -> str | None:
+    """The verdict word that appears first in the reply (longest wins at the same place: "not equal" over "equal")."""
+    alternatives = sorted(verdicts, key=len, reverse=True)
+    pattern = re.compile(r"\b(" + "|".join(re.escape(v) for v in alternatives) + r")\b", re.IGNORECASE)
+    found = pattern.search(text.replace("*", ""))
+    if found is None:
+        return None
+    # The verdict the pattern matched, compared as the pattern compares: re.I also matches "ſ" to "s" and "ı" to "i",
+    # where .lower() does not ("Yeſ", "Valıd" raised StopIteration).
+    return next(v for v in verdicts if re.fullmatch(re.escape(v), found.group(1), re.IGNORECASE))

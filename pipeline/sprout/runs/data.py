@@ -12,7 +12,8 @@ from pathlib import Path
 
 from sprout.backends.base import Usage
 from sprout.backends.cache import CachedBackend
-from sprout.config import BackendConfig, DataConfig, PriceConfig
+from sprout.backends.pricing import priced
+from sprout.config import BackendConfig, DataConfig
 from sprout.runs.context import RunSummary, open_run
 from sprout.runs.driver import drive
 from sprout.runs.plan import data_plan, evol_judges, judge_backends, read_data_inputs
@@ -85,25 +86,3 @@ class Backends:
     def close(self) -> None:
         for backend in self.open.values():
             backend.close()
-
-
-def priced(usage: dict, prices: dict[str, PriceConfig | None]) -> dict:
-    """Adds `cost` to each model/generator row with a price, and a `cost` total: what the run paid for fresh
-    tokens, and what the cache saved (cached tokens at the same price). Models without a price are listed."""
-    if not any(prices.values()):
-        return usage
-    paid = saved = 0.0
-    for model, generators in usage["by_model"].items():
-        price = prices.get(model)
-        for row in generators.values():
-            if price:
-                row["cost"] = (row["prompt_tokens"] * price.input_per_million
-                               + row["completion_tokens"] * price.output_per_million) / 1e6
-                saved += (row["cached_prompt_tokens"] * price.input_per_million
-                          + row["cached_completion_tokens"] * price.output_per_million) / 1e6
-                paid += row["cost"]
-    currency = next(p.currency for p in prices.values() if p)
-    usage["cost"] = {"total": paid, "saved_by_cache": saved, "currency": currency,
-                     "unpriced_models": sorted(m for m in usage["by_model"] if not prices.get(m))}
-    usage["prices"] = {model: price.model_dump() for model, price in prices.items() if price}
-    return usage

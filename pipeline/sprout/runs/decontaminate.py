@@ -16,10 +16,10 @@ from sprout.filters.decontamination_index import (
     DEFAULT_MIN_TOKENS,
     DEFAULT_N,
     RULE,
-    build_index,
     row_problem,
     scan,
 )
+from sprout.filters.eval_files import build_index
 from sprout.io.dataset_io import read_rows, write_rows
 from sprout.io.jsonl import atomic_write
 from sprout.reports.report import render

@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from sprout.backends.pricing import cost
 from sprout.config import DataConfig, dump_resolved
 from sprout.io.jsonl import atomic_write
 
@@ -83,8 +84,7 @@ def estimate(config: DataConfig, share: float = 0.1, log=print) -> Estimate:
                    # model time per request made (cache hits take none); unknown if the sample was all cached
                    "seconds": c["seconds"] / c["calls"] * requests * factor if c["calls"] else None}
             if price := prices.get(model):
-                row["cost"] = (row["prompt_tokens"] * price["input_per_million"]
-                               + row["completion_tokens"] * price["output_per_million"]) / 1e6
+                row["cost"] = cost(row["prompt_tokens"], row["completion_tokens"], price)
             rows.append(row)
     totals = {key: sum(r[key] for r in rows) for key in ("requests", "prompt_tokens", "completion_tokens")}
     known = [r["seconds"] for r in rows if r["seconds"] is not None]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from sprout.core.records import has_rejection
 from sprout.io.jsonl import ResumableJsonl
 
 
@@ -15,7 +15,7 @@ class RunFiles:
     def __init__(self, summary):
         out = Path(summary.out_dir)
         self.summary = summary
-        if has_backend_errors(out / "rejected.jsonl"):
+        if has_rejection(out / "rejected.jsonl", "backend_error"):
             # The last run here lost requests to backend errors; this one asks for them again, so its lines
             # can differ from there on. Start both files over: every answer that did come is in the cache.
             for name in ("examples.jsonl", "rejected.jsonl"):
@@ -35,18 +35,3 @@ class RunFiles:
     def __exit__(self, *exc) -> None:
         self.examples.close()
         self.rejected.close()
-
-
-def has_backend_errors(rejected: Path) -> bool:
-    """Whether a rejects file holds a `backend_error` line (a torn last line, from a kill, is not one)."""
-    if not rejected.exists():
-        return False
-    with open(rejected, encoding="utf-8") as handle:
-        for line in handle:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict) and row.get("rule") == "backend_error":
-                return True
-    return False

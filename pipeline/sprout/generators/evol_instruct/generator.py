@@ -27,6 +27,7 @@ from sprout.filters.rules import ScaffoldCopy
 from sprout.filters.shared import RunFilters
 from sprout.filters.stage import FilterStage
 from sprout.generators.evol_instruct.scaffold import scaffold_phrases
+from sprout.generators.parsing import clean_rewrite
 from sprout.generators.protocol import StepResult
 
 NAME = "evol_instruct"
@@ -35,9 +36,6 @@ NAME = "evol_instruct"
 as_text = prompt_text  # the instruction as the model sees it: its input, if any, goes with it
 
 
-def clean_rewrite(text: str) -> str:
-    # Only the wrapping goes; scaffold words inside stay for the scaffold_copy rule to count.
-    return text.strip().strip('"').strip()
 
 
 class EvolInstruct:

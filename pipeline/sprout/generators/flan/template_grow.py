@@ -23,6 +23,7 @@ from sprout.core.errors import UserError
 from sprout.core.prompts import load_prompt
 from sprout.filters.fast_rouge import FastRougeIndex
 from sprout.generators.flan.templates import SPECIAL, FlanTemplate, TemplateSet, load_template_set
+from sprout.generators.parsing import clean_variant
 from sprout.io.jsonl import atomic_write
 
 NAME = "templates_grow"
@@ -49,13 +50,6 @@ class GrowResult:
 
 def placeholder_counts(source: str) -> Counter[str]:
     return Counter(PLACEHOLDER.findall(source))
-
-
-def clean_variant(text: str) -> str:
-    text = text.strip()
-    if text.startswith("```"):
-        text = text.strip("`").strip()
-    return text.strip('"').strip()
 
 
 def check_variant(templates: TemplateSet, original: FlanTemplate, text: str) -> tuple[str, str] | None:

@@ -14,33 +14,17 @@ from collections import Counter
 
 from sprout.backends.base import Sampling, rejection_rule
 from sprout.config import PairSynthesisConfig, SamplingConfig
+from sprout.core.apportion import quotas
 from sprout.core.prompts import PromptSet, load_prompt
 from sprout.core.records import Lineage, Record
 from sprout.filters.stage import FilterStage
-from sprout.generators.pair_synthesis.task_spec import TaskSpec, match_label
+from sprout.generators.pair_synthesis.task_spec import TaskSpec
+from sprout.generators.parsing import clean_input, match_label
 from sprout.generators.protocol import StepResult
 
 NAME = "pair_synthesis"
 
 
-def quotas(total: int, weights: dict[str, float]) -> dict[str, int]:
-    """Split `total` by weights with the largest-remainder method: the counts add up to `total` exactly."""
-    whole = sum(weights.values())
-    exact = {label: total * w / whole for label, w in weights.items()}
-    counts = {label: int(value) for label, value in exact.items()}
-    by_remainder = sorted(weights, key=lambda label: (-(exact[label] - counts[label]), list(weights).index(label)))
-    for label in by_remainder[: total - sum(counts.values())]:
-        counts[label] += 1
-    return counts
-
-
-def clean_input(text: str) -> str:
-    """The model's input, without wrapping quotes or a leading "Input:"-style tag; the first paragraph only."""
-    text = text.strip().split("\n\n")[0].strip().strip('"“”').strip()
-    for tag in ("input:", "sentence:", "new input:"):
-        if text.lower().startswith(tag):
-            text = text[len(tag):].strip()
-    return text.strip('"“”').strip()
 
 
 class PairSynthesis:

@@ -49,23 +49,6 @@ class TaskSpec(Strict):
         return self.kind == "classification"
 
 
-def match_label(text: str, labels: list[str]) -> str | None:
-    """The label a reply names: the whole first line, or its first word(s), any case, markup and punctuation
-    around it ignored ("**True.**", "false - it is vague"). Longest label first, so "not sure" beats "not"."""
-    line = next((ln for ln in text.strip().splitlines() if ln.strip()), "")
-    line = line.strip().strip("*_`\"'").strip()
-    for prefix in ("answer:", "label:", "the answer is"):
-        if line.lower().startswith(prefix):
-            line = line[len(prefix):].strip().strip("*_`\"'").strip()
-    lowered = line.casefold()
-    for label in sorted(labels, key=len, reverse=True):
-        folded = label.casefold()  # may be longer than the label ("İ" folds to two characters)
-        cut = lowered[len(folded):len(folded) + 1]
-        if lowered.startswith(folded) and (not cut or not cut.isalnum()):
-            return label
-    return None
-
-
 def load_task_spec(path: Path) -> TaskSpec:
     path = Path(path)
     if not path.is_file():
