@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     import sprout.runs.data as run_data
-    from sprout.config import load_config
+    from sprout.config.loader import load_config
     from sprout.runs.evolve import EvolveRunConfig, run_evolve
 
     model = InstantModel()

@@ -6,6 +6,7 @@ from sprout.backends.base import Completion, Sampling
 from sprout.backends.cache import INSERT, CachedBackend, cache_key
 from sprout.core.errors import UserError
 from sprout.io.jsonl import ResumableJsonl
+from tests.conftest import ScriptedBackend
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -79,8 +80,8 @@ def test_cost_is_fresh_tokens_at_the_models_price_and_the_cache_saving_is_shown_
     from dataclasses import asdict
 
     from sprout.backends.base import Usage
-    from sprout.config import PriceConfig
-    from sprout.runs.data import priced
+    from sprout.backends.registry import priced
+    from sprout.config.base import PriceConfig
 
     usage = Usage()
     for model in ("openai:big", "transformers:local"):
@@ -119,3 +120,24 @@ def test_a_reply_with_half_an_emoji_is_stored_and_usable(tmp_path, scripted):
     (reply,), = cached.generate([MESSAGES], Sampling())
     assert reply.text == "Explain the moon \ufffd in detail"
     reply.text.encode("utf-8")  # writable as UTF-8, as every output file is
+
+
+def test_what_else_decides_an_answer_joins_the_cache_key(tmp_path):
+    """The backend contract's `cache_extras()`: empty, the key is as it always was; set, answers are kept apart."""
+
+    class Quantised(ScriptedBackend):
+        def __init__(self, bits):
+            super().__init__(lambda m, s: f"{bits}-bit answer")
+            self.bits = bits
+
+        def cache_extras(self):
+            return {"bits": self.bits}
+
+    assert cache_key("m", MESSAGES, Sampling(), 0, {}) == cache_key("m", MESSAGES, Sampling(), 0)
+    assert cache_key("m", MESSAGES, Sampling(), 0, {"bits": 4}) != cache_key("m", MESSAGES, Sampling(), 0)
+    path = tmp_path / "c.sqlite"
+    first = CachedBackend(Quantised(4), path).generate([MESSAGES], Sampling())[0][0]
+    other = CachedBackend(Quantised(8), path).generate([MESSAGES], Sampling())[0][0]
+    again = CachedBackend(Quantised(4), path).generate([MESSAGES], Sampling())[0][0]
+    assert (first.text, first.cached, other.text, other.cached) == ("4-bit answer", False, "8-bit answer", False)
+    assert (again.text, again.cached) == ("4-bit answer", True)

@@ -7,9 +7,10 @@ from collections import Counter
 import pytest
 
 from sprout.backends.cache import CachedBackend
-from sprout.config import FilterConfig, PairSynthesisConfig
+from sprout.config.filters import FilterConfig
 from sprout.core.errors import UserError
 from sprout.filters.build import build_stage
+from sprout.generators.pair_synthesis.config import PairSynthesisConfig
 from sprout.generators.pair_synthesis.generator import PairSynthesis, clean_input, quotas
 from sprout.generators.pair_synthesis.task_spec import load_task_spec, match_label
 from sprout.runs.synth import load_specs

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from sprout.config import dump_resolved
+from sprout.config.loader import dump_resolved
 from sprout.core.errors import UserError
 from sprout.datasets.mix_config import PRETRAINING, MixConfig, Where
 from sprout.datasets.mix_sources import Source, chunks, read_source

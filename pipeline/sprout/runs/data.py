@@ -11,17 +11,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sprout.backends.base import Usage
-from sprout.backends.cache import CachedBackend
-from sprout.config import (
-    BackendConfig,
-    DataConfig,
-    FilterConfig,
-    FlanConfig,
-    PriceConfig,
-    SelfInstructConfig,
-    dump_resolved,
-)
+from sprout.backends.registry import Backends
+from sprout.config.filters import FilterConfig
+from sprout.config.loader import dump_resolved
+from sprout.config.run import DataConfig
 from sprout.core.errors import UserError
 from sprout.core.records import Record
 from sprout.core.seeds import load_seeds
@@ -29,7 +22,9 @@ from sprout.filters.build import build_filters, build_stage, read_eval_files
 from sprout.filters.dedup_rules import SCORE_FLOOR
 from sprout.filters.heavy_drops import heavy_drops
 from sprout.generators.evol_instruct.generator import make_evolver
+from sprout.generators.flan.config import FlanConfig
 from sprout.generators.flan.expansion import FlanExpansion, load_source
+from sprout.generators.self_instruct.config import SelfInstructConfig
 from sprout.generators.self_instruct.generator import SelfInstruct
 from sprout.io.dataset_io import read_records
 from sprout.io.jsonl import ResumableJsonl, atomic_write
@@ -155,64 +150,6 @@ def histogram(scores: list[float | None], floor: float = SCORE_FLOOR, width: flo
     return {"edges": edges, "counts": counts}
 
 
-class Backends:
-    """The run's backend and any other model a judge asks for, each loaded once, all on the one response cache."""
-
-    def __init__(self, main: BackendConfig, cache: Path, log):
-        self.cache, self.log = cache, log
-        self.model_dirs = {}
-        self.resolve([main])  # fail fast, before anything is written
-        self.main_config = main
-        self.open: dict[BackendConfig, CachedBackend] = {}
-
-    def resolve(self, configs: list[BackendConfig]) -> None:
-        from sprout.backends.model_store import resolve_model
-
-        for c in configs:
-            if c.kind == "vllm":
-                from sprout.backends.vllm_offline import import_vllm
-
-                import_vllm()  # missing vLLM is a user error now, not after the first batch
-                if c.model != "embedded" and not Path(c.model).exists():
-                    self.model_dirs.setdefault(c.model, c.model)  # a hub id: vLLM fetches or finds it itself
-                    continue
-            if c.kind in ("local", "vllm") and c.model not in self.model_dirs:
-                self.model_dirs[c.model] = resolve_model(c.model, log=self.log)
-
-    def get(self, config: BackendConfig | None = None) -> CachedBackend:
-        from sprout.backends.local import LocalBackend
-
-        config = config or self.main_config
-        if config not in self.open:
-            if config.kind == "openai":
-                from sprout.backends.openai_compat import OpenAIBackend
-
-                inner = OpenAIBackend(config.base_urls, config.model, config.api_key_env, config.max_concurrency,
-                                      config.timeout, config.max_retries, config.set_aside_after,
-                                      config.set_aside_for, prefill=config.prefill,
-                                      token_field=config.token_field, log=self.log)
-            elif config.kind == "vllm":
-                from sprout.backends.vllm_offline import VLLMBackend
-
-                inner = VLLMBackend(self.model_dirs[config.model], config.tensor_parallel_size,
-                                    config.gpu_memory_utilization, config.max_model_len, config.dtype,
-                                    config.data_parallel_size)
-            else:
-                inner = LocalBackend(self.model_dirs[config.model], config.batch_size, config.threads, config.device)
-            self.open[config] = CachedBackend(inner, self.cache, config.max_failure_rate)
-        return self.open[config]
-
-    def usage(self) -> dict:
-        total = Usage()
-        for backend in self.open.values():
-            total.merge(backend.usage)
-        return priced(asdict(total), {b.model_id: c.price for c, b in self.open.items()})
-
-    def close(self) -> None:
-        for backend in self.open.values():
-            backend.close()
-
-
 def evolve_rounds(evolver, rounds: int, files: RunFiles, log, after_round=None, step_done=None) -> None:
     """Run Evol-Instruct's generations, appending each round's survivors and eliminations (one line per attempt) to
     the run's files as the round ends; each round's fates and every input row's outcome go into the summary."""
@@ -232,28 +169,6 @@ def evolve_rounds(evolver, rounds: int, files: RunFiles, log, after_round=None, 
         files.summary.evol_rounds = {"rounds": evolver.rounds, "outcome": evolver.outcome()}
         if after_round:
             after_round(round_no)
-
-
-def priced(usage: dict, prices: dict[str, PriceConfig | None]) -> dict:
-    """Adds `cost` to each model/generator row with a price, and a `cost` total: what the run paid for fresh
-    tokens, and what the cache saved (cached tokens at the same price). Models without a price are listed."""
-    if not any(prices.values()):
-        return usage
-    paid = saved = 0.0
-    for model, generators in usage["by_model"].items():
-        price = prices.get(model)
-        for row in generators.values():
-            if price:
-                row["cost"] = (row["prompt_tokens"] * price.input_per_million
-                               + row["completion_tokens"] * price.output_per_million) / 1e6
-                saved += (row["cached_prompt_tokens"] * price.input_per_million
-                          + row["cached_completion_tokens"] * price.output_per_million) / 1e6
-                paid += row["cost"]
-    currency = next(p.currency for p in prices.values() if p)
-    usage["cost"] = {"total": paid, "saved_by_cache": saved, "currency": currency,
-                     "unpriced_models": sorted(m for m in usage["by_model"] if not prices.get(m))}
-    usage["prices"] = {model: price.model_dump() for model, price in prices.items() if price}
-    return usage
 
 
 def finish_run(summary: RunSummary, stages: dict, usage: dict, started: float) -> None:

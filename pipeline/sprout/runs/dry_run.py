@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from sprout.config import DataConfig
+from sprout.config.run import DataConfig
 
 
 @dataclass

@@ -7,20 +7,25 @@ from pathlib import Path
 
 from pydantic import Field
 
-from sprout.config import BackendConfig, EvolInstructConfig, FilterConfig, OutputFile, OutputFolder, Strict
+from sprout.backends.config import BackendConfig, LocalBackendConfig
+from sprout.backends.registry import Backends
+from sprout.config.filters import FilterConfig
+from sprout.config.paths import OutputFile, OutputFolder
+from sprout.config.run import RunConfig
 from sprout.filters.build import read_eval_files
+from sprout.generators.evol_instruct.config import EvolInstructConfig
 from sprout.generators.evol_instruct.generator import make_evolver
 from sprout.io.dataset_io import read_records
 from sprout.io.run_lock import run_lock
-from sprout.runs.data import Backends, RunFiles, RunSummary, evolve_rounds, finish_run, prepare_run_dir
+from sprout.runs.data import RunFiles, RunSummary, evolve_rounds, finish_run, prepare_run_dir
 
 
-class EvolveRunConfig(Strict):
+class EvolveRunConfig(RunConfig):
     input: Path | None = None  # the dataset to evolve (`--input`); part of the config so a run dir knows its source
     out_dir: OutputFolder = Path("out/evolve")
     seed: int = 42
     cache: OutputFile = Path("out/cache/responses.sqlite")
-    backend: BackendConfig = BackendConfig()
+    backend: BackendConfig = LocalBackendConfig()
     filters: FilterConfig = Field(default_factory=FilterConfig)
     evol_instruct: EvolInstructConfig = Field(default_factory=EvolInstructConfig)
 

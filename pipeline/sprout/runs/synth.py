@@ -8,21 +8,27 @@ from pathlib import Path
 
 from pydantic import Field
 
-from sprout.config import BackendConfig, FilterConfig, FlanConfig, OutputFile, OutputFolder, PairSynthesisConfig, Strict
+from sprout.backends.config import BackendConfig, LocalBackendConfig
+from sprout.backends.registry import Backends
+from sprout.config.filters import FilterConfig
+from sprout.config.paths import OutputFile, OutputFolder
+from sprout.config.run import RunConfig
 from sprout.core.errors import UserError
 from sprout.filters.build import build_stage, read_eval_files
+from sprout.generators.flan.config import FlanConfig
 from sprout.generators.flan.expansion import load_source
+from sprout.generators.pair_synthesis.config import PairSynthesisConfig
 from sprout.generators.pair_synthesis.generator import PairSynthesis
 from sprout.generators.pair_synthesis.task_spec import TaskSpec, load_task_spec
 from sprout.io.run_lock import run_lock
-from sprout.runs.data import Backends, RunFiles, RunSummary, finish_run, prepare_run_dir
+from sprout.runs.data import RunFiles, RunSummary, finish_run, prepare_run_dir
 
 
-class SynthRunConfig(Strict):
+class SynthRunConfig(RunConfig):
     out_dir: OutputFolder = Path("out/synth")
     seed: int = 42
     cache: OutputFile = Path("out/cache/responses.sqlite")
-    backend: BackendConfig = BackendConfig()
+    backend: BackendConfig = LocalBackendConfig()
     filters: FilterConfig = Field(default_factory=FilterConfig)
     synth: PairSynthesisConfig
 
@@ -83,7 +89,7 @@ def run_synth(config: SynthRunConfig, force: bool = False, progress=None, log=pr
     return summary
 
 
-class FlanRunConfig(Strict):
+class FlanRunConfig(RunConfig):
     """`sprout templates expand`: FLAN expansion alone (no model), into its own run directory."""
 
     out_dir: OutputFolder = Path("out/flan")

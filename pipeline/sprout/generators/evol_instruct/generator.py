@@ -21,12 +21,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from sprout.backends.base import Sampling, rejection_rule
-from sprout.config import EvolInstructConfig, FilterConfig, SamplingConfig
+from sprout.config.base import SamplingConfig
+from sprout.config.filters import FilterConfig
 from sprout.core.prompts import PromptSet, load_prompt
 from sprout.core.records import Lineage, Record, Rejection
 from sprout.filters.build import build_judge, build_stage
 from sprout.filters.rules import ScaffoldCopy
 from sprout.filters.stage import FilterStage
+from sprout.generators.evol_instruct.config import EvolInstructConfig
 from sprout.generators.evol_instruct.scaffold import scaffold_phrases
 
 NAME = "evol_instruct"
@@ -73,9 +75,7 @@ class EvolInstruct:
         return {"parent": as_text(self.parents[record.lineage.parent_ids[0]])}
 
     def _sampling(self, cfg: SamplingConfig, round_no: int) -> Sampling:
-        return Sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens,
-                        seed=self.run_seed * 100_003 + 7_919 * (round_no + 1), presence_penalty=cfg.presence_penalty,
-                        frequency_penalty=cfg.frequency_penalty)
+        return cfg.to_sampling(seed=self.run_seed * 100_003 + 7_919 * (round_no + 1))
 
     def _operation(self, row: Record, round_no: int) -> str:
         names = [op for op, weight in self.config.operations.items() if weight > 0]
