@@ -122,3 +122,13 @@ def test_one_sampling_conversion_carries_every_setting():
     assert (sampling.presence_penalty, sampling.frequency_penalty) == (1.5, 0.5)
     judge = build_judge(JudgeConfig(name="q", prompt="judge/quality", sampling=config), backend=None)
     assert judge.sampling == config.to_sampling()  # the judge keeps the penalties too
+
+
+def test_set_kind_switches_a_backend_written_for_another_kind():
+    """The shipped configs are written for the local backend (threads, device); `--set backend.kind=openai` makes
+    them openai configs: the file's local-only keys are left out, a local-only key given with --set is still an error."""
+    served = load_config(REPO / "configs" / "data.yaml", ["backend.kind=openai", "backend.base_url=http://a/v1"])
+    assert served.backend.kind == "openai" and served.backend.base_urls == ["http://a/v1"]
+    assert load_config(REPO / "configs" / "data.yaml", ["backend.kind=vllm"]).backend.dtype == "auto"
+    with pytest.raises(UserError, match="key 'backend.threads' is not a key of kind openai"):
+        load_config(REPO / "configs" / "data.yaml", ["backend.kind=openai", "backend.base_url=u", "backend.threads=2"])

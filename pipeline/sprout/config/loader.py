@@ -7,11 +7,13 @@ runs until the whole config is valid: exit 2. Any sprout config (runs, task spec
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticUndefined
 
 from sprout.core.errors import UserError
 from sprout.core.seeds import read_text
@@ -28,14 +30,15 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
     return [m for arg in get_args(annotation) for m in _models_in(arg)]
 
 
-def _tags(members: list[type[BaseModel]]) -> dict[str, type[BaseModel]]:
-    """A discriminated union's members by tag: the one-value Literal field they all have (`kind: Literal["openai"]`)."""
-    for name in set.intersection(*(set(m.model_fields) for m in members)):
+def _tags(members: list[type[BaseModel]]) -> tuple[str | None, dict[str, type[BaseModel]]]:
+    """A discriminated union's tag field and its members by tag: the one-value Literal field they all have
+    (`kind: Literal["openai"]`); (None, {}) for anything else."""
+    for name in sorted(set.intersection(*(set(m.model_fields) for m in members))) if len(members) > 1 else ():
         values = [get_args(m.model_fields[name].annotation) for m in members]
         if all(get_origin(m.model_fields[name].annotation) is Literal and len(v) == 1 for m, v in zip(
                 members, values, strict=True)):
-            return {str(v[0]): m for m, v in zip(members, values, strict=True)}
-    return {}
+            return name, {str(v[0]): m for m, v in zip(members, values, strict=True)}
+    return None, {}
 
 
 def _walk(model: type[BaseModel], loc: tuple) -> tuple[tuple, type[BaseModel] | None, dict, str | None]:
@@ -50,13 +53,45 @@ def _walk(model: type[BaseModel], loc: tuple) -> tuple[tuple, type[BaseModel] | 
             continue
         field = current.model_fields.get(str(part))
         found = _models_in(field.annotation) if field else []
-        by_tag = _tags(found) if len(found) > 1 else {}
+        _, by_tag = _tags(found)
         if parts and str(parts[0]) in by_tag:
             members, tag = by_tag, str(parts.pop(0))
             current = by_tag[tag]
         else:
             current = found[0] if found else None
     return tuple(clean), current, members, tag
+
+
+def _switch_kinds(model: type[BaseModel], before: dict, data: dict, overrides: list[str]) -> None:
+    """`--set backend.kind=openai` over a file written for another kind switches that section: the file's keys the
+    new kind does not have (`threads` of a local backend) are left out, so one config file serves every kind. A key
+    given with --set is always checked, and so is a file that names one kind and keys of another."""
+    set_paths = {tuple(a.partition("=")[0].split(".")) for a in overrides}
+    for *parent, leaf in (path for path in set_paths if len(path) > 1):
+        loc = tuple(int(p) if p.isdigit() else p for p in parent)
+        _, holder, _, _ = _walk(model, loc[:-1])
+        field = holder.model_fields.get(str(loc[-1])) if holder else None
+        name, by_tag = _tags(_models_in(field.annotation)) if field else (None, {})
+        section, old = _item(data, parent), _item(before, parent)
+        if leaf != name or not isinstance(section, dict) or str(section.get(name)) not in by_tag:
+            continue
+        defaults = [t for t, m in by_tag.items() if m.model_fields[name].default is not PydanticUndefined]
+        was = old.get(name) if isinstance(old, dict) and name in old else (defaults or [None])[0]
+        new = by_tag[str(section[name])]
+        if str(was) != str(section[name]):
+            for key in [k for k in section if k not in new.model_fields and (*parent, k) not in set_paths]:
+                del section[key]
+
+
+def _item(data: Any, parts: list[str]) -> Any:
+    for part in parts:
+        if isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        elif isinstance(data, dict):
+            data = data.get(part)
+        else:
+            return None
+    return data
 
 
 def line_of(node: yaml.Node | None, loc: tuple) -> int | None:
@@ -196,8 +231,10 @@ def load_config(path: Path | None, overrides: list[str] = (), model: type[BaseMo
         raise UserError(f"invalid {what}; nothing was run:", [
             f"{path}:{line}: key {key!r} is given twice (first at line {first}); YAML would silently keep only the "
             "second. Fix: keep one of them" for key, line, first in repeated])
+    before = copy.deepcopy(data)
     for assignment in overrides:
         _apply_override(data, assignment)
+    _switch_kinds(model, before, data, overrides)
     set_by = {tuple(a.partition("=")[0].split(".")): a for a in overrides}
     try:
         return model.model_validate(data)
