@@ -126,7 +126,7 @@ def test_one_sampling_conversion_carries_every_setting():
 
 def test_set_kind_switches_a_backend_written_for_another_kind():
     """The shipped configs are written for the local backend (threads, device); `--set backend.kind=openai` makes
-    them openai configs: the file's local-only keys are left out, a local-only key given with --set is still an error."""
+    them openai configs: the file's local-only keys are left out; a local-only key given with --set is an error."""
     served = load_config(REPO / "configs" / "data.yaml", ["backend.kind=openai", "backend.base_url=http://a/v1"])
     assert served.backend.kind == "openai" and served.backend.base_urls == ["http://a/v1"]
     assert load_config(REPO / "configs" / "data.yaml", ["backend.kind=vllm"]).backend.dtype == "auto"
