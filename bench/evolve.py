@@ -94,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=4)
     args = ap.parse_args(argv)
 
-    import sprout.runs.data as run_data
-    from sprout.config import load_config
+    import sprout.backends.registry as registry
+    from sprout.config.loader import load_config
     from sprout.runs.evolve import EvolveRunConfig, run_evolve
 
     model = InstantModel()
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             self.open[self.main_config] = cached["main"]
         return cached["main"]
 
-    run_data.Backends.get = get
+    registry.Backends.get = get
     import sprout.runs.evolve
 
     report_seconds, rounds_peak = [], []

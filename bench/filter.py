@@ -134,7 +134,7 @@ def _peak_mib() -> float:
 def child(path: Path, out: Path) -> None:
     """One `sprout filter` run in this process: prints its figures as JSON."""
     import sprout.runs.filter
-    from sprout.config import load_config
+    from sprout.config.loader import load_config
     from sprout.runs.filter import FilterRunConfig, run_filter
 
     report_seconds = []

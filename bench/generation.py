@@ -117,6 +117,10 @@ class Recorder:
         self.calls: list[tuple[list, object]] = []
         self.seconds = 0.0
         self.tokens = 0
+        self.notes = inner.notes
+
+    def cache_extras(self) -> dict:  # the backend contract the cache relies on (backends/base.py): the inner one's
+        return self.inner.cache_extras()
 
     def generate(self, batch, sampling):
         started = time.perf_counter()
@@ -133,7 +137,7 @@ class Recorder:
 def sprout_batch(backend, seeds, config, tmp: Path, run: int) -> tuple[Recorder, float, object]:
     """One Self-Instruct batch as `sprout data` runs it: fresh generator, filters and cache; timed whole."""
     from sprout.backends.cache import CachedBackend
-    from sprout.config import FilterConfig
+    from sprout.config.filters import FilterConfig
     from sprout.filters.build import build_filters
     from sprout.generators.self_instruct.generator import SelfInstruct
 
@@ -156,9 +160,9 @@ def bare_replay(backend, calls) -> tuple[int, float]:
 
 def pipeline_overhead(backend, requests: int, tasks: int, repeats: int) -> dict:
     from sprout.backends.base import Sampling
-    from sprout.config import SelfInstructConfig
     from sprout.core.prompts import load_prompt
     from sprout.core.seeds import load_seeds
+    from sprout.generators.self_instruct.config import SelfInstructConfig
 
     seeds = load_seeds([REPO / "seeds" / "general.jsonl"])
     config = SelfInstructConfig(requests_per_batch=requests, tasks_per_batch=tasks)

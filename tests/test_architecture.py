@@ -3,7 +3,8 @@
 import ast
 import inspect
 
-from sprout.config import DataConfig, FilterConfig
+from sprout.config.filters import FilterConfig
+from sprout.config.run import DataConfig
 from sprout.core.records import Lineage, Record
 from sprout.filters.shared import RunFilters
 from sprout.generators.evol_instruct.generator import EvolInstruct

@@ -28,13 +28,15 @@ from pathlib import Path
 import pytest
 
 from sprout.backends.cache import CachedBackend
-from sprout.config import FilterConfig, FlanTaskConfig, SelfInstructConfig
+from sprout.config.filters import FilterConfig
 from sprout.core.errors import UserError
 from sprout.core.prompts import load_prompt
 from sprout.core.seeds import MAX_SEED_CHARS, load_seeds
 from sprout.filters.build import build_filters
+from sprout.generators.flan.config import FlanTaskConfig
 from sprout.generators.flan.expansion import load_source
 from sprout.generators.pair_synthesis.task_spec import TaskSpec
+from sprout.generators.self_instruct.config import SelfInstructConfig
 from sprout.generators.self_instruct.generator import SelfInstruct
 from tests.conftest import REPO, write
 

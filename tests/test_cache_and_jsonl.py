@@ -6,6 +6,7 @@ from sprout.backends.base import Completion, Sampling
 from sprout.backends.cache import INSERT, CachedBackend, cache_key
 from sprout.core.errors import UserError
 from sprout.io.jsonl import ResumableJsonl
+from tests.conftest import ScriptedBackend
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -106,7 +107,7 @@ def test_cost_is_fresh_tokens_at_the_models_price_and_the_cache_saving_is_shown_
 
     from sprout.backends.base import Usage
     from sprout.backends.pricing import priced
-    from sprout.config import PriceConfig
+    from sprout.config.base import PriceConfig
 
     usage = Usage()
     for model in ("openai:big", "transformers:local"):
@@ -124,7 +125,7 @@ def test_cost_is_fresh_tokens_at_the_models_price_and_the_cache_saving_is_shown_
 
 def test_one_cost_formula_reads_a_price_config_and_its_json_form_alike():
     from sprout.backends.pricing import cost
-    from sprout.config import PriceConfig
+    from sprout.config.base import PriceConfig
 
     price = PriceConfig(input_per_million=0.5, output_per_million=2.0)
     assert cost(1_000_000, 500_000, price.model_dump()) == 0.5 + 1.0
@@ -154,3 +155,24 @@ def test_a_reply_with_half_an_emoji_is_stored_and_usable(tmp_path, scripted):
     (reply,), = cached.generate([MESSAGES], Sampling())
     assert reply.text == "Explain the moon \ufffd in detail"
     reply.text.encode("utf-8")  # writable as UTF-8, as every output file is
+
+
+def test_what_else_decides_an_answer_joins_the_cache_key(tmp_path):
+    """The backend contract's `cache_extras()`: empty, the key is as it always was; set, answers are kept apart."""
+
+    class Quantised(ScriptedBackend):
+        def __init__(self, bits):
+            super().__init__(lambda m, s: f"{bits}-bit answer")
+            self.bits = bits
+
+        def cache_extras(self):
+            return {"bits": self.bits}
+
+    assert cache_key("m", MESSAGES, Sampling(), 0, {}) == cache_key("m", MESSAGES, Sampling(), 0)
+    assert cache_key("m", MESSAGES, Sampling(), 0, {"bits": 4}) != cache_key("m", MESSAGES, Sampling(), 0)
+    path = tmp_path / "c.sqlite"
+    first = CachedBackend(Quantised(4), path).generate([MESSAGES], Sampling())[0][0]
+    other = CachedBackend(Quantised(8), path).generate([MESSAGES], Sampling())[0][0]
+    again = CachedBackend(Quantised(4), path).generate([MESSAGES], Sampling())[0][0]
+    assert (first.text, first.cached, other.text, other.cached) == ("4-bit answer", False, "8-bit answer", False)
+    assert (again.text, again.cached) == ("4-bit answer", True)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from sprout.config import load_config
+from sprout.config.loader import load_config
 from sprout.core.errors import UserError
 from sprout.runs.context import prepare_run_dir
 from tests.conftest import REPO, write

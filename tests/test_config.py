@@ -1,6 +1,7 @@
 import pytest
 
-from sprout.config import DataConfig, load_config
+from sprout.config.loader import load_config
+from sprout.config.run import DataConfig
 from sprout.core.errors import UserError
 from tests.conftest import REPO, write
 
@@ -74,3 +75,60 @@ def test_a_bad_value_set_in_a_list_is_named_by_its_set():
         load_config(REPO / "configs" / "data.yaml", ["generators.pair_synthesis.0.n=-2"])
     (detail,) = caught.value.details
     assert detail.startswith("--set 'generators.pair_synthesis.0.n=-2': key 'generators.pair_synthesis.0.n'")
+
+
+def test_a_backend_takes_only_its_own_kinds_keys_and_is_local_by_default(tmp_path):
+    from sprout.backends.config import LocalBackendConfig, OpenAIBackendConfig
+
+    assert isinstance(load_config(None, ["backend.threads=2"]).backend, LocalBackendConfig)  # no `kind`: local
+    served = load_config(None, ["backend.kind=openai", "backend.base_url=http://a/v1"]).backend
+    assert isinstance(served, OpenAIBackendConfig) and served.base_urls == ["http://a/v1"]
+    path = write(tmp_path / "c.yaml", "backend:\n  kind: openai\n  base_url: http://a/v1\n  threads: 2\n")
+    with pytest.raises(UserError) as caught:
+        load_config(path)
+    (detail,) = caught.value.details
+    assert detail.startswith(f"{path}:4: key 'backend.threads' is not a key of kind openai (it is a key of kind "
+                             "local); valid keys here: kind, model")
+    assert "base_url" in detail and "batch_size" not in detail
+    with pytest.raises(UserError) as caught:  # in a judge's own backend too, named by its --set
+        load_config(None, ["filters.judges=[{name: q, prompt: judge/quality, backend: {kind: vllm, device: cpu}}]"])
+    assert "key 'filters.judges.0.backend.device' is not a key of kind vllm (it is a key of kind local)" in str(
+        caught.value)
+
+
+def test_a_renamed_key_is_told_its_new_name(monkeypatch, tmp_path):
+    from sprout.config import loader
+
+    monkeypatch.setitem(loader.RENAMED_KEYS, "SelfInstructConfig", {"goal": "target"})
+    path = write(tmp_path / "c.yaml", "generators:\n  self_instruct:\n    goal: 5\n")
+    with pytest.raises(UserError) as caught:
+        load_config(path)
+    assert caught.value.details == [f"{path}:3: key 'generators.self_instruct.goal' was renamed to "
+                                    "'generators.self_instruct.target'. Fix: use the new name"]
+    with pytest.raises(UserError) as caught:  # a key renamed nowhere stays unknown
+        load_config(None, ["generators.self_instruct.gaol=5"])
+    assert "unknown key 'generators.self_instruct.gaol'; valid keys here" in str(caught.value)
+
+
+def test_one_sampling_conversion_carries_every_setting():
+    from sprout.config.base import SamplingConfig
+    from sprout.config.filters import JudgeConfig
+    from sprout.filters.build import build_judge
+
+    config = SamplingConfig(temperature=0.3, top_p=0.8, max_tokens=9, presence_penalty=1.5, frequency_penalty=0.5)
+    sampling = config.to_sampling(seed=7, stop=("\n",), n=2)
+    assert (sampling.temperature, sampling.top_p, sampling.max_tokens, sampling.seed, sampling.stop, sampling.n) == (
+        0.3, 0.8, 9, 7, ("\n",), 2)
+    assert (sampling.presence_penalty, sampling.frequency_penalty) == (1.5, 0.5)
+    judge = build_judge(JudgeConfig(name="q", prompt="judge/quality", sampling=config), backend=None)
+    assert judge.sampling == config.to_sampling()  # the judge keeps the penalties too
+
+
+def test_set_kind_switches_a_backend_written_for_another_kind():
+    """The shipped configs are written for the local backend (threads, device); `--set backend.kind=openai` makes
+    them openai configs: the file's local-only keys are left out; a local-only key given with --set is an error."""
+    served = load_config(REPO / "configs" / "data.yaml", ["backend.kind=openai", "backend.base_url=http://a/v1"])
+    assert served.backend.kind == "openai" and served.backend.base_urls == ["http://a/v1"]
+    assert load_config(REPO / "configs" / "data.yaml", ["backend.kind=vllm"]).backend.dtype == "auto"
+    with pytest.raises(UserError, match="key 'backend.threads' is not a key of kind openai"):
+        load_config(REPO / "configs" / "data.yaml", ["backend.kind=openai", "backend.base_url=u", "backend.threads=2"])

@@ -8,7 +8,9 @@ import random
 
 import pytest
 
-from sprout.config import DataConfig, FilterConfig, load_config
+from sprout.config.filters import FilterConfig
+from sprout.config.loader import load_config
+from sprout.config.run import DataConfig
 from sprout.core.errors import UserError
 from sprout.core.records import Lineage, Record
 from sprout.filters.build import build_filters, build_stage

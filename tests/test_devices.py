@@ -4,8 +4,8 @@ import pytest
 import torch
 from sprout_trainer.config import TrainConfig
 
+from sprout.backends.config import LocalBackendConfig
 from sprout.backends.devices import compute_dtype, resolve_device
-from sprout.config import BackendConfig
 from sprout.core.errors import UserError
 
 
@@ -13,7 +13,7 @@ def test_auto_is_cuda_when_there_is_one_else_the_cpu_in_fp32():
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto") == expected
     assert compute_dtype("cpu") == torch.float32
-    assert BackendConfig().device == "auto" and BackendConfig().batch_size is None
+    assert LocalBackendConfig().device == "auto" and LocalBackendConfig().batch_size is None
     assert TrainConfig(model="embedded", data="x.jsonl").resolved_device() == expected
 
 

@@ -4,7 +4,9 @@ a recorded summary here; tests/test_end_to_end.py runs the real thing on the emb
 import pytest
 
 import sprout.runs.data
-from sprout.config import DataConfig, EvolInstructConfig, PairSynthesisConfig
+from sprout.config.run import DataConfig
+from sprout.generators.evol_instruct.config import EvolInstructConfig
+from sprout.generators.pair_synthesis.config import PairSynthesisConfig
 from sprout.runs.context import RunSummary
 from sprout.runs.dry_run import estimate, full_work, sample_config
 

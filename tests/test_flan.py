@@ -7,9 +7,10 @@ import pytest
 import yaml
 
 from sprout.backends.cache import CachedBackend
-from sprout.config import FilterConfig, FlanConfig, FlanTaskConfig
+from sprout.config.filters import FilterConfig
 from sprout.core.errors import UserError
 from sprout.filters.build import build_stage
+from sprout.generators.flan.config import FlanConfig, FlanTaskConfig
 from sprout.generators.flan.expansion import FlanExpansion, load_source
 from sprout.generators.flan.template_grow import TemplatesGrowConfig, check_variant, grow_templates, write_grown
 from sprout.generators.flan.templates import load_template_set, options_block

@@ -35,23 +35,18 @@ from rouge_score import rouge_scorer
 from rouge_score import tokenize as rs_tokenize
 
 from sprout.backends.base import Backend, Completion
-from sprout.config import (
-    FLAN_RULES,
-    INSTANCE_RULES,
-    PAIR_RULES,
-    TASK_RULES,
-    EvolInstructConfig,
-    FilterConfig,
-    PairSynthesisConfig,
-    SelfInstructConfig,
-)
+from sprout.config.filters import INSTANCE_RULES, TASK_RULES, FilterConfig
 from sprout.core.records import Lineage, Record
 from sprout.core.seeds import load_seeds
-from sprout.filters.build import GROUP_RULES, OPT_IN_RECORD_RULES, RECORD_RULES, build_filters, build_judge, build_stage
+from sprout.filters.build import build_filters, build_judge, build_stage
 from sprout.filters.fast_rouge import FastRougeIndex, dedup_greedy
+from sprout.filters.registry import GROUP_RULES, OPT_IN_RECORD_RULES, RECORD_RULES
 from sprout.filters.rouge_scoring import rouge_l, tokenize
 from sprout.filters.rules import Drop
+from sprout.generators.evol_instruct.config import EvolInstructConfig
 from sprout.generators.evol_instruct.generator import make_evolver
+from sprout.generators.flan.config import FLAN_RULES
+from sprout.generators.pair_synthesis.config import PAIR_RULES, PairSynthesisConfig
 from sprout.generators.pair_synthesis.generator import PairSynthesis
 from sprout.generators.pair_synthesis.task_spec import load_specs
 from sprout.generators.parsing import (
@@ -65,6 +60,7 @@ from sprout.generators.parsing import (
     parse_verdict,
     parse_yes_no,
 )
+from sprout.generators.self_instruct.config import SelfInstructConfig
 from sprout.generators.self_instruct.generator import SelfInstruct
 from tests.conftest import REPO
 

@@ -1,6 +1,6 @@
 from sprout.backends.base import Sampling
 from sprout.backends.cache import CachedBackend
-from sprout.config import FilterConfig, JudgeConfig
+from sprout.config.filters import FilterConfig, JudgeConfig
 from sprout.core.prompts import load_prompt
 from sprout.core.records import Lineage, Record
 from sprout.filters.build import build_filters, build_judge

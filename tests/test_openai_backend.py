@@ -6,8 +6,8 @@ import pytest
 
 from sprout.backends.base import Sampling
 from sprout.backends.cache import CachedBackend
+from sprout.backends.config import OpenAIBackendConfig
 from sprout.backends.openai_compat import OpenAIBackend
-from sprout.config import BackendConfig
 from sprout.core.errors import UserError
 from tests.fault_proxy import FaultPlan, FaultProxy
 from tests.serve import free_port, start_server, stop_server
@@ -45,8 +45,8 @@ def test_cached_pool_over_a_dead_and_a_live_server(server, tmp_path):
 
 def test_config_needs_a_base_url_and_a_set_key_variable(monkeypatch):
     with pytest.raises(ValueError, match="kind openai needs `base_url:`"):
-        BackendConfig(kind="openai", model="m")
-    assert BackendConfig(kind="openai", model="m", base_url=("http://a/v1", "http://b/v1")).base_urls == [
+        OpenAIBackendConfig(kind="openai", model="m")
+    assert OpenAIBackendConfig(kind="openai", model="m", base_url=("http://a/v1", "http://b/v1")).base_urls == [
         "http://a/v1", "http://b/v1"]
     monkeypatch.delenv("SPROUT_TEST_KEY", raising=False)
     with pytest.raises(UserError, match="SPROUT_TEST_KEY is not set"):

@@ -7,10 +7,11 @@ from collections import Counter
 import pytest
 
 from sprout.backends.cache import CachedBackend
-from sprout.config import FilterConfig, PairSynthesisConfig
+from sprout.config.filters import FilterConfig
 from sprout.core.apportion import quotas
 from sprout.core.errors import UserError
 from sprout.filters.build import build_stage
+from sprout.generators.pair_synthesis.config import PairSynthesisConfig
 from sprout.generators.pair_synthesis.generator import PairSynthesis
 from sprout.generators.pair_synthesis.task_spec import load_specs, load_task_spec
 from sprout.generators.parsing import clean_input, match_label

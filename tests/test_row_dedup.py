@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rouge_score import rouge_scorer
 
-from sprout.config import FilterConfig
+from sprout.config.filters import FilterConfig
 from sprout.core.records import Lineage, Record
 from sprout.filters.build import build_stage
 from sprout.filters.dedup_rules import RougeDedup

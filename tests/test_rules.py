@@ -4,7 +4,7 @@ import pytest
 from rouge_score import rouge_scorer
 
 from sprout.backends.base import Sampling
-from sprout.config import FilterConfig
+from sprout.config.filters import FilterConfig
 from sprout.core.records import Lineage, Record
 from sprout.filters.build import build_filters, build_stage
 from sprout.filters.dedup_rules import ExactDuplicate, RougeDedup
@@ -196,3 +196,47 @@ def test_the_funnel_subtracts_each_drop_where_it_happened(tmp_path):
         ("candidates", 4), ("parse:rewrite", 3), ("word_count", 2), ("rouge_l", 2), ("judge:quality", 2),
         ("judge:quality:unparseable", 1), ("target_reached", 0), ("accepted", 0)]
     assert stage.counts.rules["word_count"]["checked"] == 3  # what was left after the parse failure
+
+
+def test_the_registry_is_the_one_source_of_rule_names_and_keys():
+    from pydantic import ValidationError
+
+    from sprout.config.filters import INSTANCE_RULES, TASK_RULES
+    from sprout.filters.registry import KNOWN_RULES, RULES, rule_keys
+
+    assert KNOWN_RULES == set(RULES) and set(TASK_RULES + INSTANCE_RULES) <= KNOWN_RULES
+    assert set(rule_keys()) <= set(FilterConfig.model_fields)  # every key a rule reads is a `filters:` key
+    assert set(FilterConfig.model_fields) - set(rule_keys()) == {"task_rules", "instance_rules", "judges"}
+    assert {spec.level for spec in RULES.values()} <= {"record", "group", "batch"}
+    config = FilterConfig(min_words=2, rouge_l_threshold=0.5)
+    for name in KNOWN_RULES - {"decontamination"}:  # each made from the keys it declares, named as registered
+        rule = build_stage("s", [name], config)
+        assert [*rule.group_rules, *(r.name for r in rule.rules)] == [name]
+    with pytest.raises(ValidationError, match="Input should be greater than or equal to 0"):
+        FilterConfig(min_words=-1)  # a declared key keeps its constraints
+
+
+def test_what_a_rule_needs_is_checked_once_over_every_rule_list(tmp_path):
+    from sprout.config.loader import load_config
+    from sprout.core.errors import UserError
+    from sprout.runs.evolve import EvolveRunConfig
+    from sprout.runs.synth import FlanRunConfig, SynthRunConfig
+
+    cases = [(None, ["filters.task_rules=[decontamination]"], "task_rules lists `decontamination` but "
+              "`decontaminate_against` names no eval file"),
+             (None, ["generators.pair_synthesis=[{task: x.yaml, rules: [decontamination]}]"],
+              "generators.pair_synthesis.0.rules lists `decontamination` but `filters.decontaminate_against`"),
+             (None, ["generators.evol_instruct={rules: [decontamination]}"], "generators.evol_instruct.rules lists"),
+             (SynthRunConfig, ["synth={task: x.yaml, rules: [decontamination]}"], "synth.rules lists"),
+             (FlanRunConfig, ["flan={tasks: [sentiment], rules: [decontamination]}"], "flan.rules lists"),
+             (EvolveRunConfig, ["evol_instruct={rules: [decontamination]}"], "evol_instruct.rules lists")]
+    for model, sets, expected in cases:
+        with pytest.raises(UserError) as caught:
+            load_config(None, sets, model=model)
+        assert expected in str(caught.value) and "Fix: add `decontaminate_against: [path/to/eval.jsonl]` under " \
+            "`filters:`, or drop the rule" in str(caught.value), (sets, caught.value.details)
+    evals = tmp_path / "eval.txt"
+    evals.write_text("an eval item\n", encoding="utf-8")
+    config = load_config(None, ["synth={task: x.yaml, rules: [decontamination]}",
+                                f"filters.decontaminate_against=[{evals}]"], model=SynthRunConfig)
+    assert config.synth.rules == ["decontamination"]

@@ -3,9 +3,10 @@ import re
 
 from sprout.backends.base import Completion
 from sprout.backends.cache import CachedBackend
-from sprout.config import FilterConfig, SelfInstructConfig
+from sprout.config.filters import FilterConfig
 from sprout.core.seeds import load_seeds
 from sprout.filters.build import build_filters
+from sprout.generators.self_instruct.config import SelfInstructConfig
 from sprout.generators.self_instruct.generator import SelfInstruct
 from tests.conftest import REPO
 

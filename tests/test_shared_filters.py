@@ -4,10 +4,11 @@ the generators they judge, the parent in a judge's context."""
 import pytest
 
 from sprout.backends.cache import CachedBackend
-from sprout.config import EvolInstructConfig, FilterConfig, JudgeConfig
+from sprout.config.filters import FilterConfig, JudgeConfig
 from sprout.core.errors import UserError
 from sprout.core.records import Lineage, Record
 from sprout.filters.shared import RunFilters
+from sprout.generators.evol_instruct.config import EvolInstructConfig
 from sprout.generators.evol_instruct.generator import make_evolver
 from tests.test_judge import judge_replies
 

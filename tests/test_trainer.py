@@ -187,7 +187,7 @@ def test_cpu_refuses_bf16_and_qlora(tmp_path, tiny_model, overrides, message):
 
 
 def test_unknown_key_and_missing_data_are_user_errors(tmp_path):
-    from sprout.config import load_config
+    from sprout.config.loader import load_config
 
     path = write(tmp_path / "t.yaml", "epochs: 1\nlearning_rat: 0.1\n")
     with pytest.raises(UserError, match=r"t.yaml:2: unknown key 'learning_rat'"):
@@ -219,7 +219,7 @@ def test_stock_trl_sfttrainer_trains_on_sprout_messages_rows(tmp_path, tiny_mode
 
 
 def test_shipped_train_config_is_valid():
-    from sprout.config import load_config
+    from sprout.config.loader import load_config
 
     cfg = load_config(REPO / "configs" / "train.yaml", model=TrainConfig)
     assert cfg.model == "embedded" and cfg.precision == "auto"

@@ -12,7 +12,7 @@ import pytest
 from sprout.backends.base import Sampling
 from sprout.backends.cache import CachedBackend
 from sprout.backends.vllm_offline import VLLMBackend, engine_calls, sampling_params_kwargs
-from sprout.config import load_config
+from sprout.config.loader import load_config
 from sprout.core.errors import UserError
 from tests.test_cli import sprout
 

@@ -13,7 +13,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from sprout.config import OutputFolder, Strict
+from sprout.config.base import Strict
+from sprout.config.paths import OutputFolder
 
 
 class LoraSettings(Strict):

@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from sprout.config import dump_resolved
+from sprout.config.loader import dump_resolved
 from sprout.core.errors import UserError
 from sprout.io.jsonl import atomic_directory, atomic_write
 from sprout_trainer.config import TrainConfig

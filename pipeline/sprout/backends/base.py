@@ -8,6 +8,7 @@ Every backend serves both.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -160,13 +161,25 @@ class Usage:
 
 
 class Backend(ABC):
-    """Batch-first: a backend gets the whole batch at once so it can pad and batch (local), or run it concurrently."""
+    """Batch-first: a backend gets the whole batch at once so it can pad and batch (local), or run it concurrently.
 
-    model_id: str
+    The response cache (cache.py) wraps every backend and keys each answer on what decides it: `model_id`, the
+    prompt, the sampling settings, the sample index, and `cache_extras()`. A backend whose answers depend on anything
+    more says so there, or its answers would be served for a setting that changes them. `notes` is what it adapted
+    to a server (said once), carried into the run's summary by the cache.
+    """
+
+    model_id: str  # names the model in cache keys, lineage and usage: changes when its answers would
+    notes: Sequence[str] = ()
 
     @abstractmethod
     def generate(self, batch: list[Prompt], sampling: Sampling) -> list[list[Completion]]:
         """Return `sampling.n` completions for each prompt, in input order."""
+
+    def cache_extras(self) -> dict[str, Any]:
+        """What else decides this backend's answers, for the cache key (JSON values); none by default, and then the
+        key is exactly model, prompt, sampling and sample index."""
+        return {}
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass

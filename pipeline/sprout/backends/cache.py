@@ -43,8 +43,12 @@ def valid_unicode(text: str) -> str:
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-def cache_key(model_id: str, messages: Prompt, sampling: Sampling, sample_index: int) -> str:
-    payload = json.dumps([model_id, messages, sampling.for_key(), sample_index], sort_keys=True, ensure_ascii=False)
+def cache_key(model_id: str, messages: Prompt, sampling: Sampling, sample_index: int,
+              extras: dict | None = None) -> str:
+    """`extras` (the backend's `cache_extras()`) join the key only when there are any: every other key stays as it
+    was, so a cache keeps serving across versions."""
+    parts = [model_id, messages, sampling.for_key(), sample_index, *([extras] if extras else [])]
+    payload = json.dumps(parts, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -53,6 +57,7 @@ class CachedBackend(Backend):
         self.inner = inner
         self.max_failure_rate, self.min_failures = max_failure_rate, min_failures
         self.model_id = inner.model_id
+        self.extras = inner.cache_extras()
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, isolation_level=None)
@@ -71,7 +76,10 @@ class CachedBackend(Backend):
         return Completion(row[0], row[1], row[2], row[3], cached=True) if row else None
 
     def generate(self, batch: list[Prompt], sampling: Sampling, generator: str = "") -> list[list[Completion]]:
-        keys = [[cache_key(self.model_id, messages, sampling, j) for j in range(sampling.n)] for messages in batch]
+        """The backend's `generate`, answered from the cache where it can; `generator` names who asked, for the
+        usage counted per model and generator."""
+        keys = [[cache_key(self.model_id, messages, sampling, j, self.extras) for j in range(sampling.n)]
+                for messages in batch]
         results: list[list[Completion | None]] = [[self.lookup(k) for k in row] for row in keys]
         # Conversations with any sample missing are sent again whole, so `n` samples always come from one call.
         missing = [i for i, row in enumerate(results) if any(c is None for c in row)]
@@ -97,7 +105,7 @@ class CachedBackend(Backend):
             for i, completions in zip(missing, fresh, strict=True):
                 results[i] = list(completions)
             # What the backend adapted to its server (said once in the log) goes into the run's summary too.
-            self.usage.notes += [note for note in getattr(self.inner, "notes", ()) if note not in self.usage.notes]
+            self.usage.notes += [note for note in self.inner.notes if note not in self.usage.notes]
         for row in results:
             for completion in row:
                 self.usage.add(completion, self.model_id, generator)

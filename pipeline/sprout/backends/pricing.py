@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sprout.config import PriceConfig
+    from sprout.config.base import PriceConfig
 
 
 def cost(prompt_tokens: float, completion_tokens: float, price: Mapping[str, float]) -> float:

@@ -54,7 +54,7 @@ def data(
     = 0.1,
 ) -> None:
     """Grow the seed set with the configured generators, filter it, and write examples, rejects and a report."""
-    from sprout.config import load_config
+    from sprout.config.loader import load_config
     from sprout.reports.summary import print_estimate, print_summary
     from sprout.runs.data import run_data
     from sprout.runs.dry_run import load_pace
@@ -154,7 +154,7 @@ def filter_(
 ) -> None:
     """Run the whole filter stage over an existing dataset (Alpaca rows, `messages` rows or sprout records): kept
     rows (as records, and as you wrote them in kept.jsonl/.json), rejects with reasons, and the report."""
-    from sprout.config import load_config
+    from sprout.config.loader import load_config
     from sprout.reports.summary import print_summary
     from sprout.runs.filter import FilterRunConfig, run_filter
 
@@ -181,7 +181,7 @@ def evolve(
     force: Annotated[bool, typer.Option(help="Discard an existing run in out_dir made by another config.")] = False,
 ) -> None:
     """Evol-Instruct over an existing dataset: harder and rarer instructions, with the paper's elimination."""
-    from sprout.config import load_config
+    from sprout.config.loader import load_config
     from sprout.reports.summary import print_summary
     from sprout.runs.evolve import EvolveRunConfig, run_evolve
 
@@ -207,7 +207,7 @@ def synth(
     force: Annotated[bool, typer.Option(help="Discard an existing run in out_dir made by another config.")] = False,
 ) -> None:
     """Synthesise (input, output) pairs for one task: input-first and output-first, with the label mix enforced."""
-    from sprout.config import load_config
+    from sprout.config.loader import load_config
     from sprout.reports.summary import print_summary
     from sprout.runs.synth import SynthRunConfig, run_synth
 
@@ -227,7 +227,7 @@ def templates_check(
     = None,
 ) -> None:
     """Load each template set with its data and check every template against it (placeholders, options block)."""
-    from sprout.config import FlanTaskConfig
+    from sprout.generators.flan.config import FlanTaskConfig
     from sprout.generators.flan.expansion import load_source
     from sprout.generators.flan.templates import PROMPTS_DIR
 
@@ -253,7 +253,7 @@ def templates_expand(
     force: Annotated[bool, typer.Option(help="Discard an existing run in --out made by another config.")] = False,
 ) -> None:
     """FLAN expansion alone: every sampled (row, template) pair becomes a record, through the filter stage."""
-    from sprout.config import load_config
+    from sprout.config.loader import load_config
     from sprout.reports.summary import print_summary
     from sprout.runs.synth import FlanRunConfig, run_flan
 
@@ -281,10 +281,10 @@ def templates_grow(
 ) -> None:
     """Ask the model for new wordings of a template set; keep those with the same placeholders that pass ROUGE-L
     against the existing ones, and write them to a new file for review (never used silently)."""
-    from sprout.config import load_config
+    from sprout.backends.registry import Backends
+    from sprout.config.loader import load_config
     from sprout.generators.flan.template_grow import TemplatesGrowConfig, default_out, grow_templates, write_grown
     from sprout.generators.flan.templates import load_template_set
-    from sprout.runs.data import Backends
 
     try:
         cfg = load_config(config, set_, model=TemplatesGrowConfig,

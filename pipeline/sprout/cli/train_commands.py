@@ -23,7 +23,7 @@ def train(
     """LoRA-tune a model on sprout records, Alpaca, `messages` or `text` rows (TRL SFTTrainer + PEFT)."""
     from sprout_trainer.config import TrainConfig
 
-    from sprout.config import load_config
+    from sprout.config.loader import load_config
 
     options = {**({f"data={data}": "--data"} if data else {}), **({f"out_dir={out}": "--out"} if out else {})}
     try:

@@ -13,7 +13,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BeforeValidator, Field
 
-from sprout.config import OutputFolder, Strict, _line_of, load_config
+from sprout.config.base import Strict
+from sprout.config.loader import line_of, load_config
+from sprout.config.paths import OutputFolder
 from sprout.core.errors import UserError
 
 PRETRAINING = "pretraining"  # the provenance `source` of pretraining-text rows, so no source may take the name
@@ -110,7 +112,7 @@ class Where:
             set_key = tuple(assignment.partition("=")[0].split("."))
             if tuple(str(p) for p in loc[:len(set_key)]) == set_key:
                 return f"--set {assignment[:200]!r}: key {key!r}"
-        line = _line_of(self.root, loc)
+        line = line_of(self.root, loc)
         return f"{self.path or 'config'}{f':{line}' if line else ''}: key {key!r}"
 
 

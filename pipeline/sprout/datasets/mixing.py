@@ -16,7 +16,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sprout.config import dump_resolved
+from sprout.config.loader import dump_resolved
 from sprout.core.apportion import exact, largest_remainder
 from sprout.core.errors import UserError
 from sprout.datasets.mix_config import PRETRAINING, MixConfig, Where

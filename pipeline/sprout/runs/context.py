@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sprout.config import dump_resolved
+from sprout.config.loader import dump_resolved
 from sprout.core.errors import UserError
 from sprout.filters.dedup_rules import SCORE_FLOOR
 from sprout.filters.heavy_drops import heavy_drops

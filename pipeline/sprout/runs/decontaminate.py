@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from sprout.config import in_the_way
+from sprout.config.paths import in_the_way
 from sprout.core.errors import UserError
 from sprout.filters.decontamination_index import (
     DEFAULT_FIELDS,

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sprout.backends.pricing import cost
-from sprout.config import DataConfig, dump_resolved
+from sprout.config.loader import dump_resolved
+from sprout.config.run import DataConfig
 from sprout.io.jsonl import atomic_write
 
 

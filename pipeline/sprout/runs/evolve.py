@@ -6,21 +6,25 @@ from pathlib import Path
 
 from pydantic import Field
 
-from sprout.config import BackendConfig, EvolInstructConfig, FilterConfig, OutputFile, OutputFolder, Strict
+from sprout.backends.config import BackendConfig, LocalBackendConfig
+from sprout.backends.registry import Backends
+from sprout.config.filters import FilterConfig
+from sprout.config.paths import OutputFile, OutputFolder
+from sprout.config.run import RunConfig
 from sprout.filters.build import read_eval_files
+from sprout.generators.evol_instruct.config import EvolInstructConfig
 from sprout.io.dataset_io import read_records
 from sprout.runs.context import RunSummary, open_run
-from sprout.runs.data import Backends
 from sprout.runs.driver import drive
 from sprout.runs.plan import evol_judges, evol_step, judge_backends
 
 
-class EvolveRunConfig(Strict):
+class EvolveRunConfig(RunConfig):
     input: Path | None = None  # the dataset to evolve (`--input`); part of the config so a run dir knows its source
     out_dir: OutputFolder = Path("out/evolve")
     seed: int = 42
     cache: OutputFile = Path("out/cache/responses.sqlite")
-    backend: BackendConfig = BackendConfig()
+    backend: BackendConfig = LocalBackendConfig()
     filters: FilterConfig = Field(default_factory=FilterConfig)
     evol_instruct: EvolInstructConfig = Field(default_factory=EvolInstructConfig)
 

@@ -7,7 +7,11 @@ from pathlib import Path
 
 from pydantic import Field
 
-from sprout.config import INSTANCE_RULES, BackendConfig, FilterConfig, OutputFile, OutputFolder, RuleList, Strict
+from sprout.backends.config import BackendConfig, LocalBackendConfig
+from sprout.backends.registry import Backends
+from sprout.config.filters import INSTANCE_RULES, FilterConfig, RuleList
+from sprout.config.paths import OutputFile, OutputFolder
+from sprout.config.run import RunConfig
 from sprout.core.errors import UserError
 from sprout.filters.build import read_eval_files
 from sprout.filters.fast_rouge import FastRougeIndex
@@ -16,7 +20,6 @@ from sprout.filters.shared import RunFilters
 from sprout.io.dataset_io import field_texts, read_records, read_rows, write_rows
 from sprout.io.jsonl import atomic_write
 from sprout.runs.context import RunSummary, finish_run
-from sprout.runs.data import Backends
 
 # A row of a user's dataset is an example, not a task: instances are capped per task only when the user lists
 # max_instances, and near-duplicates are rows alike in every field (dedup_on: all).
@@ -30,10 +33,10 @@ class RowFilterConfig(FilterConfig):
     dedup_on: DedupOn = "all"
 
 
-class FilterRunConfig(Strict):
+class FilterRunConfig(RunConfig):
     out_dir: OutputFolder = Path("out/filter")
     cache: OutputFile = Path("out/cache/responses.sqlite")
-    backend: BackendConfig = BackendConfig()  # only used by judges
+    backend: BackendConfig = LocalBackendConfig()  # only used by judges
     filters: RowFilterConfig = Field(default_factory=RowFilterConfig)
 
 

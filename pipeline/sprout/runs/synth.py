@@ -7,21 +7,26 @@ from pathlib import Path
 
 from pydantic import Field
 
-from sprout.config import BackendConfig, FilterConfig, FlanConfig, OutputFile, OutputFolder, PairSynthesisConfig, Strict
+from sprout.backends.config import BackendConfig, LocalBackendConfig
+from sprout.backends.registry import Backends
+from sprout.config.filters import FilterConfig
+from sprout.config.paths import OutputFile, OutputFolder
+from sprout.config.run import RunConfig
 from sprout.filters.build import read_eval_files
+from sprout.generators.flan.config import FlanConfig
 from sprout.generators.flan.expansion import load_source
+from sprout.generators.pair_synthesis.config import PairSynthesisConfig
 from sprout.generators.pair_synthesis.task_spec import load_specs
 from sprout.runs.context import RunSummary, open_run
-from sprout.runs.data import Backends
 from sprout.runs.driver import drive
 from sprout.runs.plan import flan_step, judge_backends, synth_step
 
 
-class SynthRunConfig(Strict):
+class SynthRunConfig(RunConfig):
     out_dir: OutputFolder = Path("out/synth")
     seed: int = 42
     cache: OutputFile = Path("out/cache/responses.sqlite")
-    backend: BackendConfig = BackendConfig()
+    backend: BackendConfig = LocalBackendConfig()
     filters: FilterConfig = Field(default_factory=FilterConfig)
     synth: PairSynthesisConfig
 
@@ -37,7 +42,7 @@ def run_synth(config: SynthRunConfig, force: bool = False, progress=None, log=pr
     return summary
 
 
-class FlanRunConfig(Strict):
+class FlanRunConfig(RunConfig):
     """`sprout templates expand`: FLAN expansion alone (no model), into its own run directory."""
 
     out_dir: OutputFolder = Path("out/flan")

@@ -20,12 +20,14 @@ from collections import Counter
 from collections.abc import Iterator
 
 from sprout.backends.base import Sampling, rejection_rule
-from sprout.config import EvolInstructConfig, FilterConfig, SamplingConfig
+from sprout.config.base import SamplingConfig
+from sprout.config.filters import FilterConfig
 from sprout.core.prompts import PromptSet, load_prompt
 from sprout.core.records import Lineage, Record, prompt_text
 from sprout.filters.rules import ScaffoldCopy
 from sprout.filters.shared import RunFilters
 from sprout.filters.stage import FilterStage
+from sprout.generators.evol_instruct.config import EvolInstructConfig
 from sprout.generators.evol_instruct.scaffold import scaffold_phrases
 from sprout.generators.parsing import clean_rewrite
 from sprout.generators.protocol import StepResult
@@ -103,9 +105,7 @@ class EvolInstruct:
         summary.evol_rounds = {"rounds": self.rounds, "outcome": self.outcome()}
 
     def _sampling(self, cfg: SamplingConfig, round_no: int) -> Sampling:
-        return Sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens,
-                        seed=self.run_seed * 100_003 + 7_919 * (round_no + 1), presence_penalty=cfg.presence_penalty,
-                        frequency_penalty=cfg.frequency_penalty)
+        return cfg.to_sampling(seed=self.run_seed * 100_003 + 7_919 * (round_no + 1))
 
     def _operation(self, row: Record, round_no: int) -> str:
         names = [op for op, weight in self.config.operations.items() if weight > 0]

@@ -13,10 +13,10 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from sprout.config import FlanConfig, FlanTaskConfig
 from sprout.core.errors import UserError
 from sprout.core.records import Lineage, Record
 from sprout.filters.stage import FilterStage
+from sprout.generators.flan.config import FlanConfig, FlanTaskConfig
 from sprout.generators.flan.templates import (
     FlanTemplate,
     TemplateSet,

@@ -17,8 +17,9 @@ from pathlib import Path
 import yaml
 from pydantic import Field
 
-from sprout.backends.base import Sampling
-from sprout.config import BackendConfig, OutputFile, SamplingConfig, Strict
+from sprout.backends.config import BackendConfig, LocalBackendConfig
+from sprout.config.base import SamplingConfig, Strict
+from sprout.config.paths import OutputFile
 from sprout.core.errors import UserError
 from sprout.core.prompts import load_prompt
 from sprout.filters.fast_rouge import FastRougeIndex
@@ -33,7 +34,7 @@ PLACEHOLDER = re.compile(r"\{\{-?\s*([A-Za-z_]\w*)\s*-?\}\}")
 class TemplatesGrowConfig(Strict):
     seed: int = 42
     cache: OutputFile = Path("out/cache/responses.sqlite")
-    backend: BackendConfig = BackendConfig()
+    backend: BackendConfig = LocalBackendConfig()
     variants: int = Field(2, gt=0, description="new wordings asked for per template")
     rouge_l_threshold: float = Field(0.7, ge=0, le=1)
     sampling: SamplingConfig = SamplingConfig(temperature=0.9, top_p=0.95, max_tokens=200)
@@ -73,8 +74,7 @@ def check_variant(templates: TemplateSet, original: FlanTemplate, text: str) -> 
 def grow_templates(templates: TemplateSet, config: TemplatesGrowConfig, backend) -> GrowResult:
     prompt, result = load_prompt("templates/paraphrase"), GrowResult()
     originals = templates.spec.templates
-    sampling = Sampling(temperature=config.sampling.temperature, top_p=config.sampling.top_p,
-                        max_tokens=config.sampling.max_tokens, n=config.variants, seed=config.seed)
+    sampling = config.sampling.to_sampling(seed=config.seed, n=config.variants)
     replies = backend.generate([prompt.render(template=t.instruction) for t in originals], sampling, generator=NAME)
     index = FastRougeIndex("rouge")
     for t in originals:

@@ -22,7 +22,8 @@ from jinja2 import TemplateError, meta
 from jinja2.sandbox import SecurityError
 from pydantic import Field, ValidationError, field_validator
 
-from sprout.config import Strict, _line_of, _yaml_problem
+from sprout.config.base import Strict
+from sprout.config.loader import line_of, yaml_problem
 from sprout.core.errors import UserError
 from sprout.core.prompts import PROMPTS_DIR, RENDER_ERRORS, compiled, render_problem, sandbox
 from sprout.core.seeds import describe_errors
@@ -175,7 +176,7 @@ def load_template_set(task: str, root: Path = PROMPTS_DIR / "flan") -> TemplateS
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise UserError(f"{where}: invalid YAML: {_yaml_problem(exc)}. Fix the template file there.") from None
+        raise UserError(f"{where}: invalid YAML: {yaml_problem(exc)}. Fix the template file there.") from None
     except ValidationError as exc:
         raise UserError(f"{path}: invalid template file: {describe_errors(exc)}") from None
     problems = []
@@ -187,7 +188,7 @@ def load_template_set(task: str, root: Path = PROMPTS_DIR / "flan") -> TemplateS
         try:
             template.placeholders()
         except ValueError as exc:
-            problems.append(f"{path}:{_line_of(root_node, ('templates', i))}: template {template.name!r}: {exc}")
+            problems.append(f"{path}:{line_of(root_node, ('templates', i))}: template {template.name!r}: {exc}")
     if problems:
         raise UserError(f"invalid template file {path}; nothing was run:", problems)
     return TemplateSet(task, path, spec, hashlib.sha256(raw).hexdigest()[:12], text)
@@ -196,7 +197,7 @@ def load_template_set(task: str, root: Path = PROMPTS_DIR / "flan") -> TemplateS
 def check_templates(templates: TemplateSet, fields: set[str]) -> None:
     """Every template must fit the rows it will render: one message per problem, naming file:line and template."""
     root_node = yaml.compose(templates.text)
-    problems = [f"{templates.path}:{_line_of(root_node, ('templates', i))}: template {t.name!r}: {problem}"
+    problems = [f"{templates.path}:{line_of(root_node, ('templates', i))}: template {t.name!r}: {problem}"
                 for i, t in enumerate(templates.spec.templates) for problem in templates.problems(t, fields)]
     if problems:
         raise UserError(f"template(s) in {templates.path} do not fit the data (fields: {sorted(fields)}); "
@@ -207,7 +208,7 @@ def check_sandbox(templates: TemplateSet, fields: set[str]) -> None:
     """Render every template once with stand-in values: one that reaches for Python internals is named (file:line)
     when the set is loaded (`sprout data`, `templates expand`, `templates check`), before anything is written."""
     root_node = yaml.compose(templates.text)
-    problems = [f"{templates.path}:{_line_of(root_node, ('templates', i))}: template {t.name!r}: {refusal}"
+    problems = [f"{templates.path}:{line_of(root_node, ('templates', i))}: template {t.name!r}: {refusal}"
                 for i, t in enumerate(templates.spec.templates) if (refusal := templates.sandbox_refusal(t, fields))]
     if problems:
         raise UserError(f"template(s) in {templates.path} are refused by the sandbox; nothing was run:", problems)

@@ -13,11 +13,12 @@ import random
 from collections import Counter
 
 from sprout.backends.base import Sampling, rejection_rule
-from sprout.config import PairSynthesisConfig, SamplingConfig
+from sprout.config.base import SamplingConfig
 from sprout.core.apportion import quotas
 from sprout.core.prompts import PromptSet, load_prompt
 from sprout.core.records import Lineage, Record
 from sprout.filters.stage import FilterStage
+from sprout.generators.pair_synthesis.config import PairSynthesisConfig
 from sprout.generators.pair_synthesis.task_spec import TaskSpec
 from sprout.generators.parsing import clean_input, match_label
 from sprout.generators.protocol import StepResult
@@ -96,9 +97,7 @@ class PairSynthesis:
                 "accepted": {m: dict(c) for m, c in self.by_mode.items() if c}}
 
     def _sampling(self, cfg: SamplingConfig, batch: int, step: int) -> Sampling:
-        return Sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens, stop=("\n\n",)
-                        if step == 0 else (), seed=self.run_seed * 100_003 + 31 * batch + step,
-                        presence_penalty=cfg.presence_penalty, frequency_penalty=cfg.frequency_penalty)
+        return cfg.to_sampling(seed=self.run_seed * 100_003 + 31 * batch + step, stop=("\n\n",) if step == 0 else ())
 
     def plan(self, batch: int) -> list[str | None]:
         """One entry per request: None for input-first, a label for output-first (aimed at the largest needs).

@@ -13,7 +13,8 @@ from typing import Literal
 import yaml
 from pydantic import Field, model_validator
 
-from sprout.config import Strict, _line_of, load_config
+from sprout.config.base import Strict
+from sprout.config.loader import line_of, load_config
 from sprout.core.errors import UserError
 
 
@@ -62,11 +63,11 @@ def load_task_spec(path: Path) -> TaskSpec:
             for i, example in enumerate(getattr(spec, key)):
                 # A negative example shows a wrong output, but it must still be a label the task knows.
                 if example.output not in spec.labels:
-                    problems.append(f"{path}:{_line_of(root, (key, i, 'output'))}: {key}[{i}].output "
+                    problems.append(f"{path}:{line_of(root, (key, i, 'output'))}: {key}[{i}].output "
                                     f"{example.output!r} is not one of the labels {spec.labels}")
         for label in spec.label_descriptions:
             if label not in spec.labels:
-                problems.append(f"{path}:{_line_of(root, ('label_descriptions', label))}: label_descriptions has "
+                problems.append(f"{path}:{line_of(root, ('label_descriptions', label))}: label_descriptions has "
                                 f"{label!r}, which is not one of the labels {spec.labels}")
         shown = {e.output for e in spec.examples}
         problems += [f"{path}: label {label!r} has no example; add one under `examples:` (output-first prompts "

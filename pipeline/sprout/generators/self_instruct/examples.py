@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sprout.config import SelfInstructConfig
 from sprout.core.errors import UserError
 from sprout.core.seeds import load_seeds
+from sprout.generators.self_instruct.config import SelfInstructConfig
 
 SHIPPED_SEEDS = Path(__file__).resolve().parents[2] / "assets" / "seeds" / "general.jsonl"
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 import random
 
 from sprout.backends.base import Sampling, rejection_rule
-from sprout.config import SamplingConfig, SelfInstructConfig
+from sprout.config.base import SamplingConfig
 from sprout.core.prompts import PromptSet, load_prompt
 from sprout.core.records import Lineage, Record, Rejection
 from sprout.core.seeds import SeedTask
 from sprout.generators.parsing import continued_items, parse_instances, parse_numbered_list, parse_yes_no
 from sprout.generators.protocol import StepResult
+from sprout.generators.self_instruct.config import SelfInstructConfig
 
 NAME = "self_instruct"
 MODES = {True: ("output_first", "Class label:"), False: ("input_first", "Input:")}
@@ -81,9 +82,7 @@ class SelfInstruct:
         summary.new_tasks += self.progress()
 
     def _sampling(self, cfg: SamplingConfig, batch: int, stop: tuple[str, ...] = ()) -> Sampling:
-        return Sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens, stop=stop,
-                        seed=self.run_seed * 100_003 + batch, presence_penalty=cfg.presence_penalty,
-                        frequency_penalty=cfg.frequency_penalty)
+        return cfg.to_sampling(seed=self.run_seed * 100_003 + batch, stop=stop)
 
     def _lineage(self, batch: int, operation: str, prompts: list[str], sampling: Sampling, **extra) -> Lineage:
         return Lineage(generator=NAME, operation=operation, round=batch, model=self.backend.model_id,
