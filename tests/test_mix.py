@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sprout_trainer.data import to_messages
 
 from sprout.core.records import Lineage, Record
+from sprout.datasets.chat_rows import to_messages
 from sprout.datasets.mix_config import load_mix_config
 from sprout.datasets.mixing import largest_remainder, run_mix
 from tests.conftest import REPO, write
