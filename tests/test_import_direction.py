@@ -1,11 +1,9 @@
 """Imports run one way: the trainer may use the pipeline; the pipeline never imports the trainer. The trainer's
-commands reach the CLI through the `sprout.commands` entry point, and nothing imports the old `pipeline` remap."""
+commands reach the CLI through the `sprout.commands` entry point (tests/test_cli_app.py), and nothing imports the
+old `pipeline` remap."""
 
 import ast
-from importlib.metadata import entry_points
 from pathlib import Path
-
-import typer
 
 from tests.conftest import REPO
 
@@ -54,15 +52,3 @@ def test_the_scan_finds_every_form_of_import(tmp_path):
 def test_no_code_or_test_imports_the_old_pipeline_module():
     files = sorted(p for root in CODE_AND_TESTS for p in root.rglob("*.py"))
     assert offenders(files, "pipeline") == []
-
-
-def test_the_trainer_commands_come_through_the_entry_point():
-    providers = [e.value for e in entry_points(group="sprout.commands")]
-    assert "sprout_trainer.cli:register" in providers
-    from sprout.cli.app import app, register_providers
-
-    names = {c.name or c.callback.__name__ for c in app.registered_commands}
-    assert {"data", "filter", "train", "eval", "merge", "chat"} <= names
-    fresh = typer.Typer()
-    assert "sprout_trainer.cli:register" in register_providers(fresh)
-    assert {c.name or c.callback.__name__ for c in fresh.registered_commands} == {"train", "eval", "merge", "chat"}

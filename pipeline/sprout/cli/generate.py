@@ -13,8 +13,6 @@ from rich.console import Console
 from sprout.cli.shared import console, progress_bar
 from sprout.core.errors import UserError
 
-templates = typer.Typer(no_args_is_help=True, help="FLAN-style template sets under prompts/flan/.")
-
 
 def data(
     config: Annotated[Path, typer.Option("--config", "-c", help="Run config (YAML).")] = Path("configs/data.yaml"),
@@ -160,6 +158,7 @@ def templates_grow(
 
 
 def register(app: typer.Typer) -> None:
+    templates = typer.Typer(no_args_is_help=True, help="FLAN-style template sets under prompts/flan/.")
     app.command()(data)
     app.command()(evolve)
     app.command()(synth)

@@ -6,8 +6,6 @@ import typer
 
 from sprout.cli.shared import console
 
-model = typer.Typer(no_args_is_help=True, help="Manage the embedded model.")
-
 
 def model_prepare() -> None:
     """Convert the embedded GGUF model to a safetensors folder once (later loads take ~0.1 s)."""
@@ -18,5 +16,6 @@ def model_prepare() -> None:
 
 
 def register(app: typer.Typer) -> None:
+    model = typer.Typer(no_args_is_help=True, help="Manage the embedded model.")
     model.command("prepare")(model_prepare)
     app.add_typer(model, name="model")

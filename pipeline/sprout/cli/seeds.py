@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-seeds = typer.Typer(no_args_is_help=True, help="Check seed files.")
-
 
 def seeds_check(paths: Annotated[list[Path], typer.Argument(help="Seed files (JSONL or JSON array).")]) -> None:
     """Validate seed files: every bad line is listed as file:line; exit 2 if any."""
@@ -21,5 +19,6 @@ def seeds_check(paths: Annotated[list[Path], typer.Argument(help="Seed files (JS
 
 
 def register(app: typer.Typer) -> None:
+    seeds = typer.Typer(no_args_is_help=True, help="Check seed files.")
     seeds.command("check")(seeds_check)
     app.add_typer(seeds, name="seeds")
