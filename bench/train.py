@@ -83,9 +83,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2, help="per-device batch (sprout's default)")
     parser.add_argument("--accumulation", type=int, default=4, help="gradient accumulation (sprout's default)")
     args = parser.parse_args()
-    from sprout_trainer.data import to_messages
-
     from sprout.backends.model_store import resolve_model
+    from sprout.datasets.chat_rows import to_messages
 
     model_dir = resolve_model("embedded")
     rows = training_rows()

@@ -414,7 +414,7 @@ TEMPLATE_CASES = [
 # `sprout templates check` reads prompts/flan/; this runs the same CLI with the template folder pointed at tmp_path.
 FLAN_ROOT_CLI = ("import pathlib, sys; import sprout.generators.flan.templates as f; "
                  "f.load_template_set.__defaults__ = (pathlib.Path(sys.argv.pop(1)),); "
-                 "from sprout.cli.main import app; app(prog_name='sprout')")
+                 "from sprout.cli.app import main; main(prog_name='sprout')")
 
 
 @pytest.mark.parametrize(("parts", "expected"), [pytest.param(p, e, id=i) for i, p, e in TEMPLATE_CASES])

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sprout_trainer.data import to_messages
 
 from sprout.core.apportion import largest_remainder
 from sprout.core.records import Lineage, Record
+from sprout.datasets.chat_rows import to_messages
 from sprout.datasets.mix_config import load_mix_config
 from sprout.datasets.mixing import run_mix
 from tests.conftest import REPO, write

@@ -6,11 +6,12 @@ import json
 import pytest
 import torch
 from sprout_trainer.config import TrainConfig
-from sprout_trainer.data import choose_template, last_turn_only, template_text, to_messages, tokenize
+from sprout_trainer.data import choose_template, last_turn_only, template_text, tokenize
 from sprout_trainer.train import prepare, run_train
 
 from sprout.backends.model_store import resolve_model
 from sprout.core.errors import UserError
+from sprout.datasets.chat_rows import to_messages
 from tests.conftest import REPO, save_tiny_llama, write
 
 CONVERSATIONS = [

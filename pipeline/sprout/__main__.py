@@ -1,3 +1,3 @@
-from sprout.cli.main import app
+from sprout.cli.app import main
 
-app()
+main()

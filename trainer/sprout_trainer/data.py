@@ -3,6 +3,8 @@
 Accepted inputs, one JSON object per line (or a JSON array): sprout records and Alpaca rows (user turn =
 instruction, plus "\\n\\n" + input when there is one), `messages` rows (kept as they are, multi-turn too), and
 `text` rows (plain text, e.g. the pretraining share of a mix: one assistant turn with no prompt, trained whole).
+Rows become conversations through the pipeline's own reader (`sprout.datasets.chat_rows`, which `sprout export`
+and `sprout mix` use too).
 
 Tokenising here rather than inside TRL lets sprout see exactly what would be trained: an example whose prompt
 already fills `max_length` keeps no trainable token, and TRL would drop it (or, packed, train on nothing) without a
@@ -12,44 +14,14 @@ when too few keep an answer.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sprout.core.errors import UserError
+from sprout.datasets.chat_rows import to_messages
 from sprout.io.dataset_io import read_rows
 
 TEMPLATES = Path(__file__).with_name("templates")
-ROLES = {"system", "user", "assistant"}
-
-
-def to_messages(row: object, system_prompt: str | None = None) -> list[dict[str, str]]:
-    """One row in any accepted form -> chat messages. Raises ValueError saying what is wrong with the row."""
-    if not isinstance(row, dict):
-        raise ValueError(f"expected a JSON object, got {type(row).__name__}")
-    if "messages" in row:
-        messages = row["messages"]
-        if not isinstance(messages, list) or not messages or not all(
-                isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str)
-                for m in messages):
-            raise ValueError("messages: need a list of {role: system|user|assistant, content: str}")
-        if not any(m["role"] == "assistant" for m in messages):
-            raise ValueError("messages: no assistant turn to train on")
-        return [{"role": m["role"], "content": m["content"]} for m in messages]
-    if "instruction" in row:
-        instruction, extra, output = row.get("instruction"), row.get("input") or "", row.get("output")
-        if not isinstance(instruction, str) or not instruction.strip():
-            raise ValueError("instruction: missing or empty")
-        if not isinstance(output, str) or not output.strip():
-            raise ValueError("output: missing or empty (nothing to train on)")
-        user = f"{instruction}\n\n{extra}" if str(extra).strip() else instruction
-        system = [{"role": "system", "content": system_prompt}] if system_prompt else []
-        return [*system, {"role": "user", "content": user}, {"role": "assistant", "content": output}]
-    if "text" in row:
-        if not isinstance(row["text"], str) or not row["text"].strip():
-            raise ValueError("text: missing or empty")
-        return [{"role": "assistant", "content": row["text"]}]
-    raise ValueError(f"no `instruction`, `messages` or `text` field (has: {sorted(row)})")
 
 
 def task_spec_rows(path: Path) -> list[tuple[int, dict]]:
@@ -77,16 +49,6 @@ def read_conversations(path: Path, system_prompt: str | None = None) -> list[lis
     if not conversations:
         raise UserError(f"{path}: no rows to train on.")
     return conversations
-
-
-def split(conversations: list, share: float, seed: int) -> tuple[list, list]:
-    """Seeded shuffle, then the last `share` (at least one row when share > 0 and there are 2+) for validation."""
-    order = list(range(len(conversations)))
-    n_val = min(len(order) - 1, max(1, round(len(order) * share))) if share > 0 and len(order) > 1 else 0
-    if n_val:  # without a validation split the file order stays (the trainer's sampler shuffles anyway)
-        random.Random(f"{seed}:validation").shuffle(order)
-    train = [conversations[i] for i in order[: len(order) - n_val]]
-    return train, [conversations[i] for i in order[len(order) - n_val:]]
 
 
 def template_text(name: str) -> str:

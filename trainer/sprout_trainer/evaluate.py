@@ -16,10 +16,11 @@ from sprout.backends.base import Sampling
 from sprout.backends.devices import compute_dtype, resolve_device
 from sprout.backends.local import LocalBackend
 from sprout.core.errors import UserError
+from sprout.datasets.chat_rows import to_messages
 from sprout.generators.parsing import match_label
 from sprout.io.dataset_io import read_rows
 from sprout.io.jsonl import atomic_directory, atomic_write
-from sprout_trainer.data import to_messages, tokenize
+from sprout_trainer.data import tokenize
 from sprout_trainer.train import ADAPTER_INFO
 
 MAX_LABELS = 10  # references with at most this many distinct short values are treated as labels

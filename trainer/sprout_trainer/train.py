@@ -17,9 +17,10 @@ from pathlib import Path
 
 from sprout.config.loader import dump_resolved
 from sprout.core.errors import UserError
+from sprout.datasets.chat_rows import split
 from sprout.io.jsonl import atomic_directory, atomic_write
 from sprout_trainer.config import TrainConfig
-from sprout_trainer.data import Tokenized, choose_template, read_conversations, split, tokenize
+from sprout_trainer.data import Tokenized, choose_template, read_conversations, tokenize
 from sprout_trainer.metrics import MetricsLog, plot_loss, real_token_share
 
 # What the saved adapter records as its base model: a portable name, never this machine's path.

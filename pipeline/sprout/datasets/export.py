@@ -8,17 +8,18 @@
 - `sharegpt`: a JSON array of {"id", "conversations": [{"from": "system"|"human"|"gpt", "value"}]}. An array, not
   JSONL, because that is how the ShareGPT/Vicuna dumps are laid out and FastChat's trainer reads them with
   `json.load`; `datasets`, axolotl and LLaMA-Factory read arrays just as well.
-- `hf`: `DatasetDict({"train", "validation"}).save_to_disk(OUT)`, split with the trainer's seeded split. Columns:
-  `id`, `messages`, and the flat fields `instruction`, `input`, `output`, `kind`, `label`, `lineage` (lineage as
-  a JSON string, so every row has the same Arrow schema whatever its generator recorded). Fields the source row
-  did not have are null (an Alpaca row has no kind, label or lineage; a `messages` row no flat fields).
+- `hf`: `DatasetDict({"train", "validation"}).save_to_disk(OUT)`, split with the trainer's seeded split
+  (`chat_rows.split`). Columns: `id`, `messages`, and the flat fields `instruction`, `input`, `output`, `kind`,
+  `label`, `lineage` (lineage as a JSON string, so every row has the same Arrow schema whatever its generator
+  recorded). Fields the source row did not have are null (an Alpaca row has no kind, label or lineage; a
+  `messages` row no flat fields).
 
 Lineage in `messages` and `sharegpt` rows: only the record's `id`, its content hash. It finds the full lineage in
 examples.jsonl (`sprout show ID`) and lets a row be traced through training and evaluation; the nested lineage
 itself (free-form `sampling` and `prompts` maps that differ by generator) would bloat every row and give
 `load_dataset` a schema to infer across rows, and these formats have no field for it. The `hf` export keeps it all.
 
-The user turn is built as the trainer builds it (`sprout_trainer.data.to_messages`): the instruction, plus
+The user turn is built as the trainer builds it (`sprout.datasets.chat_rows.to_messages`): the instruction, plus
 "\\n\\n" + input when there is an input. `--system-prompt` goes first in every conversation that has no system turn
 of its own (a `messages` row's own system turn is kept). Every row that cannot be exported is reported as
 `file:line: what is wrong`, all at once, and nothing is written; the output appears whole or not at all.
@@ -31,11 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import ValidationError
-from sprout_trainer.data import split, to_messages
 
 from sprout.core.errors import UserError
 from sprout.core.records import Record, content_hash
 from sprout.core.seeds import describe_errors
+from sprout.datasets.chat_rows import split, to_messages
 from sprout.io.dataset_io import read_rows
 from sprout.io.jsonl import atomic_directory, atomic_write
 

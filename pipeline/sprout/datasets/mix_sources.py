@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
-from sprout_trainer.data import to_messages
 
 from sprout.core.records import Record
 from sprout.core.seeds import describe_errors, read_text
+from sprout.datasets.chat_rows import to_messages
 from sprout.datasets.mix_config import PretrainingConfig, SourceConfig
 from sprout.io.dataset_io import read_rows
 

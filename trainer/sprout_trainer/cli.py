@@ -1,4 +1,7 @@
-"""`sprout train`, `eval`, `merge`, `chat`: the trainer's commands, registered on the one `sprout` app."""
+"""`sprout train`, `eval`, `merge`, `chat`: the trainer's commands.
+
+The pipeline's app finds them through the `sprout.commands` entry point (pyproject.toml) and calls `register`;
+the pipeline never imports the trainer. Heavy imports (torch, transformers) wait inside each command."""
 
 from __future__ import annotations
 
@@ -7,11 +10,10 @@ from typing import Annotated
 
 import typer
 
-from sprout.cli.main import _fail, app, console
+from sprout.cli.shared import console
 from sprout.core.errors import UserError
 
 
-@app.command()
 def train(
     config: Annotated[Path, typer.Option("--config", "-c", help="Training config.")] = Path("configs/train.yaml"),
     data: Annotated[Path | None, typer.Option("--data", "-d", help="Training JSONL (default: the config's).")] = None,
@@ -21,25 +23,22 @@ def train(
     set_: Annotated[list[str], typer.Option("--set", help="Override a config key: KEY=VALUE.")] = [],  # noqa: B006
 ) -> None:
     """LoRA-tune a model on sprout records, Alpaca, `messages` or `text` rows (TRL SFTTrainer + PEFT)."""
+    from sprout.config.loader import load_config
     from sprout_trainer.config import TrainConfig
 
-    from sprout.config.loader import load_config
 
     options = {**({f"data={data}": "--data"} if data else {}), **({f"out_dir={out}": "--out"} if out else {})}
-    try:
-        if stages and data:
-            raise UserError("--stages and --data both name the training data. Fix: pass one of them.")
-        cfg = load_config(config, set_, model=TrainConfig, options=options)
-        if stages:
-            from sprout_trainer.stages import run_stages
+    if stages and data:
+        raise UserError("--stages and --data both name the training data. Fix: pass one of them.")
+    cfg = load_config(config, set_, model=TrainConfig, options=options)
+    if stages:
+        from sprout_trainer.stages import run_stages
 
-            summary = run_stages(cfg, stages, log=console.print)
-        else:
-            from sprout_trainer.train import run_train
+        summary = run_stages(cfg, stages, log=console.print)
+    else:
+        from sprout_trainer.train import run_train
 
-            summary = run_train(cfg, log=console.print)
-    except UserError as error:
-        _fail(error)
+        summary = run_train(cfg, log=console.print)
     if "rank" in summary:  # another process of `accelerate launch`: the main one reports
         return
     for stage in summary.get("stages", [summary]):
@@ -58,7 +57,6 @@ def train(
         print(f"outputs: {summary['out_dir']}/adapter · metrics.jsonl · loss.png · summary.json · config.yaml")
 
 
-@app.command("eval")
 def eval_(
     adapter: Annotated[Path, typer.Option("--adapter", "-a", help="An adapter folder from `sprout train`.")],
     data: Annotated[Path, typer.Option("--data", "-d", help="Held-out rows (records, Alpaca or messages).")],
@@ -73,11 +71,8 @@ def eval_(
     """Base vs tuned on a held-out set: accuracy and per-label P/R (labels) or ROUGE-L, answer loss, side by side."""
     from sprout_trainer.evaluate import run_eval
 
-    try:
-        report = run_eval(adapter, data, out or Path(adapter).parent / "eval", limit, max_tokens, base,
-                          log=console.print, device=device)
-    except UserError as error:
-        _fail(error)
+    report = run_eval(adapter, data, out or Path(adapter).parent / "eval", limit, max_tokens, base,
+                      log=console.print, device=device)
     metric = "accuracy" if report["task"] == "classification" else "rouge_l"
     print(f"{report['rows']} rows ({report['task']}): {metric} base {report['base'][metric]} -> tuned "
           f"{report['tuned'][metric]}; answer loss base {report['base']['answer_loss']} -> tuned "
@@ -85,7 +80,6 @@ def eval_(
     print(f"outputs: {out or Path(adapter).parent / 'eval'}/eval.json · eval.md")
 
 
-@app.command()
 def merge(
     adapter: Annotated[Path, typer.Option("--adapter", "-a")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The standalone model folder to write.")],
@@ -96,14 +90,10 @@ def merge(
     """Fold the adapter into its base model: a standalone folder that plain transformers loads."""
     from sprout_trainer.evaluate import merge_adapter
 
-    try:
-        path = merge_adapter(adapter, out, base, log=console.print, device=device)
-    except UserError as error:
-        _fail(error)
+    path = merge_adapter(adapter, out, base, log=console.print, device=device)
     print(path)
 
 
-@app.command()
 def chat(
     prompt: Annotated[str, typer.Argument(help="Your instruction.")],
     adapter: Annotated[Path, typer.Option("--adapter", "-a")] = Path("out/train/adapter"),
@@ -115,7 +105,11 @@ def chat(
     """Try the tuned model on one instruction (greedy)."""
     from sprout_trainer.evaluate import chat as run_chat
 
-    try:
-        print(run_chat(adapter, prompt, max_tokens, base, log=console.print, device=device))
-    except UserError as error:
-        _fail(error)
+    print(run_chat(adapter, prompt, max_tokens, base, log=console.print, device=device))
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(train)
+    app.command("eval")(eval_)
+    app.command()(merge)
+    app.command()(chat)
