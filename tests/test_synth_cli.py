@@ -64,6 +64,11 @@ def test_templates_expand_writes_a_run_with_a_report(tmp_path):
     rows = (tmp_path / "flan" / "examples.jsonl").read_text().splitlines()
     assert len(rows) == 2 * 30 * 10
     assert "FLAN template expansion" in (tmp_path / "flan" / "report.md").read_text()
+    # Not a terminal (a pipe, as in CI or `| tee`): whole-run progress as plain lines, no bar, no control codes.
+    lines = [line for line in result.stderr.splitlines() if line.startswith("progress ")]
+    assert lines[0].endswith("flan 0/60 rows (ETA ?) | run ETA ?")
+    assert "flan done 60/60 rows in" in lines[-1] and lines[-1].endswith("| run ETA 0s")
+    assert "\x1b" not in result.stderr and "\r" not in result.stderr
 
 
 def test_templates_expand_unknown_task_exits_2():
