@@ -1,4 +1,5 @@
-"""The one row type that flows through sprout and lands in JSONL, with its lineage."""
+"""The one row type that flows through sprout and lands in JSONL, with its lineage; the reject that carries it
+when a rule drops it, and how a rejects file is read back."""
 
 from __future__ import annotations
 
