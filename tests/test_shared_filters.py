@@ -76,8 +76,14 @@ def test_a_judge_that_reads_the_parent_can_only_judge_records_that_have_one():
     equal = JudgeConfig(name="equal", prompt="judge/evol_equal")  # generators: [all]
     with pytest.raises(UserError, match=r"judge 'equal' compares a record with its parent .*generators: "
                                         r"\[evol_instruct\]"):
-        RunFilters(FilterConfig(judges=[equal]))
-    RunFilters(FilterConfig(judges=[equal.model_copy(update={"generators": ["evol_instruct"]})]))
+        RunFilters(FilterConfig(judges=[equal]), lambda _: None)
+    RunFilters(FilterConfig(judges=[equal.model_copy(update={"generators": ["evol_instruct"]})]), lambda _: None)
+
+
+def test_a_judge_in_a_run_without_a_model_is_a_config_error_not_a_crash():
+    judges = [JudgeConfig(name="quality", prompt="judge/quality")]
+    with pytest.raises(UserError, match=r"judge 'quality' needs a model, and this command runs none"):
+        RunFilters(FilterConfig(judges=judges))
 
 
 def test_the_equality_judge_sees_the_parent_and_filters_judges_reach_evol_instruct(tmp_path, scripted):
@@ -106,3 +112,17 @@ def test_the_equality_judge_sees_the_parent_and_filters_judges_reach_evol_instru
     assert "A: Name three rivers.\nB: Name three rivers of Africa and their length." in seen  # the parent, in context
     assert [r.instruction for r in result.records] == ["Name three rivers of Africa and their length."]
     assert list(filters.stages["evolutions"].counts.rules) == ["judge:quality", "judge:equal"]  # equality last
+
+
+def test_flan_expansion_with_a_judge_refuses_before_writing_anything(tmp_path):
+    """FLAN expansion runs no model, so a judge in its config cannot judge: refused before the folder is made."""
+    from sprout.config.loader import load_config
+    from sprout.core.errors import UserError
+    from sprout.runs.synth import FlanRunConfig, run_flan
+
+    config = tmp_path / "flan.yaml"
+    config.write_text("flan: {tasks: [sentiment]}\nfilters:\n  judges: [{name: quality, prompt: judge/quality}]\n")
+    cfg = load_config(config, [f"out_dir={tmp_path / 'judged'}"], model=FlanRunConfig)
+    with pytest.raises(UserError, match="needs a model, and this command runs none"):
+        run_flan(cfg)
+    assert not (tmp_path / "judged").exists()  # refused before the run's folder was made

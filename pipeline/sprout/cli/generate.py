@@ -141,10 +141,10 @@ def templates_grow(
 ) -> None:
     """Ask the model for new wordings of a template set; keep those with the same placeholders that pass ROUGE-L
     against the existing ones, and write them to a new file for review (never used silently)."""
+    from sprout.backends.registry import Backends
     from sprout.config.loader import load_config
     from sprout.generators.flan.template_grow import TemplatesGrowConfig, default_out, grow_templates, write_grown
     from sprout.generators.flan.templates import load_template_set
-    from sprout.backends.registry import Backends
 
     cfg = load_config(config, set_, model=TemplatesGrowConfig,
                       options={f"variants={variants}": "--variants"} if variants else None)

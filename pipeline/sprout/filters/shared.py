@@ -42,6 +42,26 @@ def uses_parent(prompt) -> bool:
     return any("parent" in meta.find_undeclared_variables(sandbox().parse(s)) for s in sources)
 
 
+def check_judges(entries: list[tuple], has_model: bool) -> None:
+    """Judges (JudgeConfig, generators) a run can use: checked before the run's folder is touched. A judge needs a
+    model; one whose prompt reads `parent` can only judge records that have one."""
+    if entries and not has_model:
+        raise UserError(f"judge {entries[0][0].name!r} needs a model, and this command runs none (FLAN template "
+                        "expansion). Fix: remove `filters.judges`, or expand the templates within `sprout data`, "
+                        "where judges have the run's backend.")
+    for judge_config, generators in entries:
+        prompt = load_prompt(judge_config.prompt)
+        if uses_parent(prompt) and any(g not in WITH_PARENTS for g in generators):
+            raise UserError(f"judge {judge_config.name!r} compares a record with its parent (`parent` in "
+                            f"{prompt.path}), and only {', '.join(WITH_PARENTS)} records have one. Fix: give it "
+                            f"`generators: [{WITH_PARENTS[0]}]`.")
+
+
+def judge_entries(config, judges: Iterable[tuple] = ()) -> list[tuple]:
+    """`filters.judges` as (JudgeConfig, generators) pairs, then the run's own (Evol-Instruct's equality judge)."""
+    return [(j, list(j.generators)) for j in config.judges] + list(judges)
+
+
 class RunFilters:
     def __init__(self, config, backend_for: Callable | None = None, judges: Iterable[tuple] = ()):
         """`config`: the run's `filters:`. `judges`: (JudgeConfig, generators) pairs beyond `filters.judges`, e.g.
@@ -50,16 +70,13 @@ class RunFilters:
         self.stages: dict[str, FilterStage] = {}  # every view, in the order the run made them (the report's order)
         self._pools: dict[tuple, object] = {}
         self._parents: dict[str, Record] = {}
-        entries = [(j, list(j.generators)) for j in config.judges] + list(judges)
+        entries = judge_entries(config, judges)
+        check_judges(entries, has_model=backend_for is not None)
         self._judges = []
         for judge_config, generators in entries:
             prompt = load_prompt(judge_config.prompt)
             needs_parent = uses_parent(prompt)
-            if needs_parent and any(g not in WITH_PARENTS for g in generators):
-                raise UserError(f"judge {judge_config.name!r} compares a record with its parent (`parent` in "
-                                f"{prompt.path}), and only {', '.join(WITH_PARENTS)} records have one. Fix: give it "
-                                f"`generators: [{WITH_PARENTS[0]}]`.")
-            rule = build_judge(judge_config, backend_for(judge_config.backend) if backend_for else None,
+            rule = build_judge(judge_config, backend_for(judge_config.backend),
                                context=self.parent_context if needs_parent else None)
             self._judges.append((rule, judge_config.stage, generators))
 

@@ -21,7 +21,7 @@ from sprout.config.loader import dump_resolved
 from sprout.core.errors import UserError
 from sprout.filters.dedup_rules import SCORE_FLOOR
 from sprout.filters.heavy_drops import heavy_drops
-from sprout.filters.shared import RunFilters
+from sprout.filters.shared import RunFilters, check_judges, judge_entries
 from sprout.io.jsonl import atomic_write
 from sprout.io.run_lock import run_lock
 from sprout.reports.report import write_reports
@@ -115,6 +115,7 @@ def open_run(config, summary: RunSummary, backends=None, judges=(), force: bool 
              progress=None) -> Iterator[RunContext]:
     """The frame of a run (see the module docstring). `judges`: judges beyond `filters.judges`, as (JudgeConfig,
     generators) pairs. The reports are written only when the body ends without an error."""
+    check_judges(judge_entries(config.filters, judges), has_model=backends is not None)  # before any file is made
     with run_lock(config.out_dir, log):
         prepare_run_dir(config, force)
         started = time.monotonic()
