@@ -39,6 +39,26 @@ def test_no_code_file_is_over_300_lines_and_the_pipeline_never_imports_the_train
             assert not any(n.split(".")[0] == "sprout_trainer" for n in names), path
 
 
+# Imports go one way: the model contract and the domain types know nothing of what runs them; filters know no
+# generator; generators know no run; nothing below the CLI knows the CLI.
+NEVER_IMPORTS = {"backends": ("filters", "generators", "runs", "datasets", "reports", "cli"),
+                 "core": ("filters", "generators", "runs", "datasets", "reports", "cli"),
+                 "config": ("runs", "cli"),
+                 "filters": ("generators", "runs", "reports", "cli"),
+                 "generators": ("runs", "reports", "cli"),
+                 "runs": ("cli",)}
+
+
+def test_imports_go_one_way_through_the_layers():
+    for folder, above in NEVER_IMPORTS.items():
+        for path in (REPO / "pipeline" / "sprout" / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                bad = [n for n in names if n.split(".")[:2] in (["sprout", layer] for layer in above)]
+                assert not bad, f"{path.relative_to(REPO)} imports {bad}"
+
+
 class Counting:
     """A generator that makes `total` records, two per step, each step recorded; its last step rejects one."""
 

@@ -6,11 +6,11 @@ import pytest
 
 from sprout.backends.cache import CachedBackend
 from sprout.config.filters import FilterConfig
+from sprout.core.parsing import parse_verdict
 from sprout.core.prompts import load_prompt
 from sprout.core.records import Lineage, Record
 from sprout.generators.evol_instruct.config import EVOL_OPERATIONS, EvolInstructConfig
 from sprout.generators.evol_instruct.generator import as_text, make_evolver
-from sprout.generators.parsing import parse_verdict
 from sprout.io.dataset_io import read_records
 from tests.conftest import write
 from tests.test_cli import sprout

@@ -36,6 +36,17 @@ from rouge_score import tokenize as rs_tokenize
 
 from sprout.backends.base import Backend, Completion
 from sprout.config.filters import INSTANCE_RULES, TASK_RULES, FilterConfig
+from sprout.core.parsing import (
+    NO_INPUT,
+    clean_field,
+    clean_input,
+    continued_items,
+    match_label,
+    parse_instances,
+    parse_numbered_list,
+    parse_verdict,
+    parse_yes_no,
+)
 from sprout.core.records import Lineage, Record
 from sprout.core.seeds import load_seeds
 from sprout.filters.build import build_filters, build_judge, build_stage
@@ -49,17 +60,6 @@ from sprout.generators.flan.config import FLAN_RULES
 from sprout.generators.pair_synthesis.config import PAIR_RULES, PairSynthesisConfig
 from sprout.generators.pair_synthesis.generator import PairSynthesis
 from sprout.generators.pair_synthesis.task_spec import load_specs
-from sprout.generators.parsing import (
-    NO_INPUT,
-    clean_field,
-    clean_input,
-    continued_items,
-    match_label,
-    parse_instances,
-    parse_numbered_list,
-    parse_verdict,
-    parse_yes_no,
-)
 from sprout.generators.self_instruct.config import SelfInstructConfig
 from sprout.generators.self_instruct.generator import SelfInstruct
 from tests.conftest import REPO

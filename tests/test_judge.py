@@ -1,11 +1,11 @@
 from sprout.backends.base import Sampling
 from sprout.backends.cache import CachedBackend
 from sprout.config.filters import FilterConfig, JudgeConfig
+from sprout.core.parsing import parse_verdict
 from sprout.core.prompts import load_prompt
 from sprout.core.records import Lineage, Record
 from sprout.filters.build import build_filters, build_judge
 from sprout.filters.judge import JudgeRule
-from sprout.generators.parsing import parse_verdict
 
 LINEAGE = Lineage(generator="test")
 

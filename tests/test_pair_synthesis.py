@@ -10,11 +10,11 @@ from sprout.backends.cache import CachedBackend
 from sprout.config.filters import FilterConfig
 from sprout.core.apportion import quotas
 from sprout.core.errors import UserError
+from sprout.core.parsing import clean_input, match_label
 from sprout.filters.build import build_stage
 from sprout.generators.pair_synthesis.config import PairSynthesisConfig
 from sprout.generators.pair_synthesis.generator import PairSynthesis
 from sprout.generators.pair_synthesis.task_spec import load_specs, load_task_spec
-from sprout.generators.parsing import clean_input, match_label
 from tests.conftest import REPO, write
 
 PROMISES = REPO / "seeds" / "tasks" / "political_promises.yaml"

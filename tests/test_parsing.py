@@ -1,4 +1,4 @@
-from sprout.generators.parsing import continued_items, parse_instances, parse_numbered_list, parse_yes_no
+from sprout.core.parsing import continued_items, parse_instances, parse_numbered_list, parse_yes_no
 
 
 def test_numbered_list_from_a_literal_completion():

@@ -16,8 +16,8 @@ from sprout.backends.base import Sampling
 from sprout.backends.devices import compute_dtype, resolve_device
 from sprout.backends.local import LocalBackend
 from sprout.core.errors import UserError
+from sprout.core.parsing import match_label
 from sprout.datasets.chat_rows import to_messages
-from sprout.generators.parsing import match_label
 from sprout.io.dataset_io import read_rows
 from sprout.io.jsonl import atomic_directory, atomic_write
 from sprout_trainer.data import tokenize

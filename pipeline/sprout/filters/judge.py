@@ -8,10 +8,10 @@ never a silent pass. Users: Evol-Instruct's "did the evolution change the instru
 from __future__ import annotations
 
 from sprout.backends.base import Sampling
+from sprout.core.parsing import parse_verdict
 from sprout.core.prompts import Prompt
 from sprout.core.records import Record
 from sprout.filters.rules import Drop
-from sprout.generators.parsing import parse_verdict
 
 
 class JudgeRule:

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from sprout.backends.base import Sampling, rejection_rule
 from sprout.config.base import SamplingConfig
 from sprout.config.filters import FilterConfig
+from sprout.core.parsing import clean_rewrite
 from sprout.core.prompts import PromptSet, load_prompt
 from sprout.core.records import Lineage, Record, prompt_text
 from sprout.filters.rules import ScaffoldCopy
@@ -29,7 +30,6 @@ from sprout.filters.shared import RunFilters
 from sprout.filters.stage import FilterStage
 from sprout.generators.evol_instruct.config import EvolInstructConfig
 from sprout.generators.evol_instruct.scaffold import scaffold_phrases
-from sprout.generators.parsing import clean_rewrite
 from sprout.generators.protocol import StepResult
 
 NAME = "evol_instruct"

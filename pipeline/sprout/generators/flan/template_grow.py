@@ -21,10 +21,10 @@ from sprout.backends.config import BackendConfig, LocalBackendConfig
 from sprout.config.base import SamplingConfig, Strict
 from sprout.config.paths import OutputFile
 from sprout.core.errors import UserError
+from sprout.core.parsing import clean_variant
 from sprout.core.prompts import load_prompt
 from sprout.filters.fast_rouge import FastRougeIndex
 from sprout.generators.flan.templates import SPECIAL, FlanTemplate, TemplateSet, load_template_set
-from sprout.generators.parsing import clean_variant
 from sprout.io.jsonl import atomic_write
 
 NAME = "templates_grow"

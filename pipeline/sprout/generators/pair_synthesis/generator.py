@@ -15,12 +15,12 @@ from collections import Counter
 from sprout.backends.base import Sampling, rejection_rule
 from sprout.config.base import SamplingConfig
 from sprout.core.apportion import quotas
+from sprout.core.parsing import clean_input, match_label
 from sprout.core.prompts import PromptSet, load_prompt
 from sprout.core.records import Lineage, Record
 from sprout.filters.stage import FilterStage
 from sprout.generators.pair_synthesis.config import PairSynthesisConfig
 from sprout.generators.pair_synthesis.task_spec import TaskSpec
-from sprout.generators.parsing import clean_input, match_label
 from sprout.generators.protocol import StepResult
 
 NAME = "pair_synthesis"

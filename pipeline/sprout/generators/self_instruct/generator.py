@@ -13,10 +13,10 @@ import random
 
 from sprout.backends.base import Sampling, rejection_rule
 from sprout.config.base import SamplingConfig
+from sprout.core.parsing import continued_items, parse_instances, parse_numbered_list, parse_yes_no
 from sprout.core.prompts import PromptSet, load_prompt
 from sprout.core.records import Lineage, Record, Rejection
 from sprout.core.seeds import SeedTask
-from sprout.generators.parsing import continued_items, parse_instances, parse_numbered_list, parse_yes_no
 from sprout.generators.protocol import StepResult
 from sprout.generators.self_instruct.config import SelfInstructConfig
 
