@@ -84,6 +84,7 @@ def _switch_kinds(model: type[BaseModel], before: dict, data: dict, overrides: l
 
 
 def _item(data: Any, parts: list[str]) -> Any:
+    """The value at a dotted --set path in the raw YAML data (list items by index), or None."""
     for part in parts:
         if isinstance(data, list) and part.isdigit() and int(part) < len(data):
             data = data[int(part)]
