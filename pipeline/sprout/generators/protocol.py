@@ -66,3 +66,14 @@ class Generator(Protocol):
 
     def summarize(self, summary) -> None:
         """Its entry in the run's summary (report.json): rounds, label balance, template use."""
+
+
+def reached_goal_or_cap(generator, goal: int, max_batches: int, stop_message: str) -> bool:
+    """`done` for a generator that works in batches towards a goal: done at `goal` units, or stopped early once
+    `max_batches` batches are spent (then `stopped_early`, and `stop_message` is logged once)."""
+    if generator.progress() >= goal:
+        return True
+    if generator.batches >= max_batches and not generator.stopped_early:
+        generator.stopped_early = True
+        generator.log(stop_message)
+    return generator.stopped_early

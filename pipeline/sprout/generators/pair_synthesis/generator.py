@@ -21,7 +21,7 @@ from sprout.core.records import Lineage, Record
 from sprout.filters.stage import FilterStage
 from sprout.generators.pair_synthesis.config import PairSynthesisConfig
 from sprout.generators.pair_synthesis.task_spec import TaskSpec
-from sprout.generators.protocol import StepResult
+from sprout.generators.protocol import StepResult, reached_goal_or_cap
 
 NAME = "pair_synthesis"
 
@@ -79,13 +79,9 @@ class PairSynthesis:
 
     @property
     def done(self) -> bool:
-        if self.progress() >= self.config.n:
-            return True
-        if self.batches >= self.config.max_batches and not self.stopped_early:
-            self.stopped_early = True
-            self.log(f"pair synthesis {self.spec.name}: stopped after max_batches={self.config.max_batches} with "
-                     f"{self.progress()} of {self.config.n} pairs; raise max_batches to go on.")
-        return self.stopped_early
+        return reached_goal_or_cap(self, self.config.n, self.config.max_batches, (
+            f"pair synthesis {self.spec.name}: stopped after max_batches={self.config.max_batches} with "
+            f"{self.progress()} of {self.config.n} pairs; raise max_batches to go on."))
 
     def needs(self) -> dict[str, int]:
         return {label: max(0, quota - self.accepted[label]) for label, quota in self.target.items()}

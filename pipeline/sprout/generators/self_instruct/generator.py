@@ -17,7 +17,7 @@ from sprout.core.parsing import continued_items, parse_instances, parse_numbered
 from sprout.core.prompts import PromptSet, load_prompt
 from sprout.core.records import Lineage, Record, Rejection
 from sprout.core.seeds import SeedTask
-from sprout.generators.protocol import StepResult
+from sprout.generators.protocol import StepResult, reached_goal_or_cap
 from sprout.generators.self_instruct.config import SelfInstructConfig
 
 NAME = "self_instruct"
@@ -61,13 +61,9 @@ class SelfInstruct:
 
     @property
     def done(self) -> bool:
-        if self.progress() >= self.config.target:
-            return True
-        if self.batches >= self.config.max_batches and not self.stopped_early:
-            self.stopped_early = True
-            self.log(f"Stopped after max_batches={self.config.max_batches} with {self.progress()} of "
-                     f"{self.config.target} new tasks; raise generators.self_instruct.max_batches to go on.")
-        return self.stopped_early
+        return reached_goal_or_cap(self, self.config.target, self.config.max_batches, (
+            f"Stopped after max_batches={self.config.max_batches} with {self.progress()} of {self.config.target} "
+            "new tasks; raise generators.self_instruct.max_batches to go on."))
 
     def step(self) -> StepResult:
         result = self.run_batch(self.batches, self.config.target - self.progress())
