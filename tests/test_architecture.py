@@ -136,3 +136,19 @@ def test_the_driver_runs_the_plan_in_order_writes_every_step_and_reports_progres
         ("update", "counting", 4, 5), ("update", "counting", 5, 5), ("finish", "counting"),
         ("update", "counting:b", 0, 1), ("start", "counting:b"), ("update", "counting:b", 1, 1),
         ("finish", "counting:b"), ("exit",)]
+
+
+def test_a_batch_cap_stops_a_generator_early_and_says_so_once():
+    from sprout.generators.protocol import reached_goal_or_cap
+
+    said = []
+    gen = Counting(5)
+    gen.batches, gen.log = 0, said.append
+    assert reached_goal_or_cap(gen, 5, 2, "stopped") is False  # neither the goal nor the cap
+    gen.batches = 2
+    assert reached_goal_or_cap(gen, 5, 2, "stopped") is True and gen.stopped_early
+    assert reached_goal_or_cap(gen, 5, 2, "stopped") is True and said == ["stopped"]  # said once
+    done = Counting(1)
+    done.made, done.batches, done.log = 1, 9, said.append
+    assert reached_goal_or_cap(done, 1, 2, "cap") is True and not done.stopped_early  # the goal came first
+    assert said == ["stopped"]
