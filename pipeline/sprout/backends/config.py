@@ -26,11 +26,17 @@ class BackendBase(Strict):
 
 
 class LocalBackendConfig(BackendBase):
-    """transformers on this machine (CPU, or CUDA when present)."""
+    """A model on this machine: the embedded one on llama.cpp (CPU), any model folder on transformers (CPU or CUDA)."""
 
     kind: Literal["local"] = "local"
-    batch_size: int | None = Field(None, gt=0, description="rows per forward pass (default: 32 on the CPU, 128 on "
-                                   "CUDA)")
+    engine: Literal["auto", "llama.cpp", "transformers"] = Field(
+        "auto", description="auto: llama.cpp for the embedded model on the CPU when llama-cpp-python is installed "
+        "(`make setup` installs it), else transformers; a model folder always runs on transformers")
+    weights: Literal["f16", "bf16", "q8_0", "q4_1"] = Field(
+        "f16", description="llama.cpp only: the embedded model's 4-bit weights widened once to this type (q4_1: the "
+        "shipped file as is, slower prefill on the CPU)")
+    batch_size: int | None = Field(None, gt=0, description="rows decoded together (default: 16 on llama.cpp; on "
+                                   "transformers 32 on the CPU, 128 on CUDA)")
     threads: int | None = Field(None, gt=0)
     device: str = Field("auto", description="auto (CUDA when present, bf16; else CPU, fp32), cpu, cuda, cuda:N")
 

@@ -9,10 +9,14 @@ logits (OpenAI's additive rule over generated tokens), then temperature, then to
 
 from __future__ import annotations
 
+import inspect
+import time
 from dataclasses import dataclass
 
 import torch
 from transformers import DynamicCache
+
+from sprout.backends.rendering import hits_stop, stop_window
 
 
 @dataclass
@@ -63,21 +67,32 @@ def _pick(logits, counts, sampling) -> torch.Tensor:
     return torch.multinomial(probs, 1).squeeze(-1)
 
 
+def cache_keyword(model) -> str:
+    """transformers 5.2x renamed forward's `past_key_values` to `cache` (the old name warns, then goes in 5.40):
+    the name this model's forward takes (a PEFT model's is its base model's)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
 @torch.inference_mode()
-def sample_batch(model, tokenizer, encoded, sampling, end_ids: set[int]) -> list[Row]:
-    """Decode every row of a left-padded batch; returns each row's new tokens (end token included) and finish."""
+def sample_batch(model, tokenizer, encoded, sampling, end_ids: set[int], clock: dict | None = None) -> list[Row]:
+    """Decode every row of a left-padded batch; returns each row's new tokens (end token included) and finish.
+    `clock` (optional) gets the seconds of the prefill pass and of the decode loop added to its two keys."""
+    started = time.perf_counter()
     ids, mask = encoded["input_ids"], encoded["attention_mask"]
     positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
     cache = DynamicCache(config=model.config)
+    with_cache = {cache_keyword(model): cache, "use_cache": True}
     # logits_to_keep=1: only the last position's logits are needed (all of them would be batch x length x vocab).
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                   use_cache=True, logits_to_keep=1).logits[:, -1, :].float()
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, **with_cache,
+                   logits_to_keep=1).logits[:, -1, :].float()
     next_position = positions[:, -1] + 1
     alive = list(range(ids.shape[0]))  # original row of each batch position
     counts = torch.zeros_like(logits)
     rows: list[Row | None] = [None] * ids.shape[0]
     tokens: list[list[int]] = [[] for _ in alive]
-    window = max((len(s) for s in sampling.stop), default=0) + 8  # tokens enough to hold any stop string
+    window = stop_window(sampling.stop)
+    decoding = time.perf_counter()
     for _ in range(sampling.max_tokens):
         chosen = _pick(logits, counts, sampling)
         counts[torch.arange(len(alive)), chosen] += 1
@@ -86,7 +101,7 @@ def sample_batch(model, tokenizer, encoded, sampling, end_ids: set[int]) -> list
             tokens[row].append(token)
             if token in end_ids:
                 rows[row] = Row(tokens[row], "stop", True)
-            elif sampling.stop and any(s in tokenizer.decode(tokens[row][-window:]) for s in sampling.stop):
+            elif hits_stop(tokenizer, tokens[row], sampling.stop, window):
                 rows[row] = Row(tokens[row], "stop", False)
             elif len(tokens[row]) >= sampling.max_tokens:
                 rows[row] = Row(tokens[row], "length", False)
@@ -102,6 +117,9 @@ def sample_batch(model, tokenizer, encoded, sampling, end_ids: set[int]) -> list
             alive = [alive[p] for p in keep]
         mask = torch.cat([mask, mask.new_ones(len(alive), 1)], dim=-1)
         logits = model(input_ids=chosen[:, None], attention_mask=mask, position_ids=next_position[:, None],
-                       past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1, :].float()
+                       **with_cache, logits_to_keep=1).logits[:, -1, :].float()
         next_position = next_position + 1
+    if clock is not None:
+        clock["prefill"] += decoding - started
+        clock["decode"] += time.perf_counter() - decoding
     return rows  # type: ignore[return-value]

@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from sprout.backends.base import Backend, Completion, Prompt, Sampling, is_prefill
+from sprout.backends.base import Backend, Completion, Prompt, Sampling
 from sprout.backends.decode import sample_batch
 from sprout.backends.devices import compute_dtype, resolve_device
+from sprout.backends.rendering import answer_text, end_token_ids, render
 
 
 def model_fingerprint(model_dir: Path) -> str:
@@ -47,6 +48,7 @@ class LocalBackend(Backend):
             self.tokenizer.pad_token = self.tokenizer.eos_token
         # fp32 on CPU: bf16 kernels crash some CPUs outright ("illegal instruction").
         self.model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=dtype).to(device).eval()
+        self.phase_seconds = {"prefill": 0.0, "decode": 0.0}  # decode.sample_batch's clock
 
     @classmethod
     def from_model(cls, model, tokenizer, model_id: str, batch_size: int = 8,
@@ -58,6 +60,7 @@ class LocalBackend(Backend):
         device = device or str(next(model.parameters()).device)  # where the model already is
         backend.torch, backend.model_id, backend.batch_size, backend.device = torch, model_id, batch_size, device
         backend.model_dir = None
+        backend.phase_seconds = {"prefill": 0.0, "decode": 0.0}
         backend.tokenizer, backend.model = tokenizer, model.eval()
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
@@ -65,19 +68,8 @@ class LocalBackend(Backend):
         return backend
 
     def render(self, prompt: Prompt) -> str:
-        """The exact text the model reads. Completion mode: the raw prompt (after BOS for models that want one)."""
-        if isinstance(prompt, str):
-            return self._bos() + prompt
-        # A conversation that ends with an assistant turn is a prefill: the model continues that turn.
-        prefill = is_prefill(prompt)
-        return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=not prefill,
-                                                  continue_final_message=prefill)
-
-    def _bos(self) -> str:
-        # Chat templates write their own BOS; a raw prompt gets the one the tokenizer would add by itself.
-        bos = self.tokenizer.bos_token
-        adds_bos = bos is not None and self.tokenizer("x")["input_ids"][:1] == [self.tokenizer.bos_token_id]
-        return bos if adds_bos else ""
+        """The exact text the model reads (backends/rendering.py)."""
+        return render(self.tokenizer, prompt)
 
     def generate(self, batch: list[Prompt], sampling: Sampling) -> list[list[Completion]]:
         texts = [self.render(prompt) for prompt in batch]
@@ -95,19 +87,11 @@ class LocalBackend(Backend):
     def _generate_chunk(self, texts: list[str], sampling: Sampling, seed_offset: int) -> list[Completion]:
         self.torch.manual_seed(sampling.seed + seed_offset)
         encoded = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-        rows = sample_batch(self.model, self.tokenizer, encoded, sampling, self._eos_ids())
-        completions = []
-        for row, mask in zip(rows, encoded["attention_mask"], strict=True):
-            text = self.tokenizer.decode(row.tokens, skip_special_tokens=True)
-            for stop in sampling.stop:
-                if stop in text:
-                    text = text[: text.index(stop)]
-            completions.append(Completion(text=text.strip(), finish_reason=row.finish_reason,
-                                          prompt_tokens=int(mask.sum()), completion_tokens=len(row.tokens)))
-        return completions
+        rows = sample_batch(self.model, self.tokenizer, encoded, sampling, self._eos_ids(), self.phase_seconds)
+        return [Completion(text=answer_text(self.tokenizer, row.tokens, sampling.stop),
+                           finish_reason=row.finish_reason, prompt_tokens=int(mask.sum()),
+                           completion_tokens=len(row.tokens))
+                for row, mask in zip(rows, encoded["attention_mask"], strict=True)]
 
     def _eos_ids(self) -> set[int]:
-        ids = self.model.generation_config.eos_token_id
-        ids = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
-        ids.add(self.tokenizer.eos_token_id)
-        return ids
+        return end_token_ids(self.tokenizer, self.model.generation_config)

@@ -36,6 +36,14 @@ def _find_vllm(config: VLLMBackendConfig, log) -> str | Path:
 
 
 def _local(config: LocalBackendConfig, model_dir, log) -> Backend:
+    from sprout.backends.local_engine import choose_engine
+
+    if choose_engine(config, log) == "llama.cpp":
+        from sprout.backends.llama_backend import LlamaCppBackend
+        from sprout.backends.model_store import prepare_engine_gguf
+
+        return LlamaCppBackend(prepare_engine_gguf(config.weights, log), model_dir, config.threads,
+                               config.batch_size)
     from sprout.backends.local import LocalBackend
 
     return LocalBackend(model_dir, config.batch_size, config.threads, config.device)

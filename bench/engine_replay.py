@@ -1,0 +1,128 @@
+"""Figure 4 of bench/generation.py: the embedded model's engines on `make data`'s own model calls.
+
+1. Record: `sprout data --config configs/data.yaml` runs in this process on a fresh cache and out folder, with the
+   default engine (llama.cpp), and every call it makes to the model (prompts, sampling, who asked) is logged.
+   `--data-set KEY=VALUE` scales the run down (e.g. generators.self_instruct.target=10) for a quick look; the
+   figure for the README is the default config, whole.
+2. Replay: the same calls, in order, on transformers (today's engine until issue 18: `LocalBackend`, batch 32) and on
+   llama.cpp (`LlamaCppBackend`), A B B A, with no cache. Each side is timed per call; each engine also times its
+   two phases: prefill (the passes that read prompt tokens) and decode (the passes that only write).
+
+Model time is what `make data` spends inside model calls; the rest of a run (parsing, filters, files) is the same
+for both engines and is reported from the recording run.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class CallLog:
+    """Wraps a backend: logs each call (batch, sampling), its seconds and its tokens."""
+
+    def __init__(self, inner):
+        self.inner, self.model_id, self.notes = inner, inner.model_id, inner.notes
+        self.calls: list[tuple[list, object]] = []
+        self.seconds = 0.0
+
+    def cache_extras(self) -> dict:
+        return self.inner.cache_extras()
+
+    def generate(self, batch, sampling):
+        started = time.perf_counter()
+        results = self.inner.generate(batch, sampling)
+        self.seconds += time.perf_counter() - started
+        self.calls.append((batch, sampling))
+        return results
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def record_make_data(overrides: list[str]) -> dict:
+    """Run `sprout data` on configs/data.yaml (plus overrides) with the default engine, logging every model call."""
+    from sprout.backends import registry
+    from sprout.config.loader import load_config
+    from sprout.runs.data import run_data
+
+    logs: list[CallLog] = []
+    build = registry.KINDS["local"].build
+
+    def logged(config, model_dir, log):
+        logs.append(CallLog(build(config, model_dir, log)))
+        return logs[-1]
+
+    registry.KINDS["local"] = registry.Kind(logged, registry.KINDS["local"].find, registry.KINDS["local"].check)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            config = load_config(REPO / "configs" / "data.yaml",
+                                 [*overrides, f"out_dir={tmp}/out", f"cache={tmp}/cache.sqlite"])
+            started = time.perf_counter()
+            summary = run_data(config, log=lambda *a, **k: None)
+            wall = time.perf_counter() - started
+    finally:
+        registry.KINDS["local"] = registry.Kind(build, registry.KINDS["local"].find, registry.KINDS["local"].check)
+    calls = [call for log in logs for call in log.calls]
+    return {"calls": calls, "run_seconds": wall, "model_seconds": sum(log.seconds for log in logs),
+            "examples": summary.examples if hasattr(summary, "examples") else None,
+            "engine": logs[0].model_id if logs else None}
+
+
+def describe(calls) -> dict:
+    samples = sum(len(batch) * sampling.n for batch, sampling in calls)
+    kinds = Counter((sampling.max_tokens, sampling.temperature, len(batch)) for batch, sampling in calls)
+    return {"calls": len(calls), "samples": samples,
+            "shapes": [{"max_tokens": m, "temperature": t, "prompts": p, "calls": c}
+                       for (m, t, p), c in sorted(kinds.items())]}
+
+
+def replay(backend, calls) -> dict:
+    """Every call in order; seconds, tokens and the engine's own phase clock."""
+    backend.phase_seconds.update(prefill=0.0, decode=0.0)
+    prompt_tokens = completion_tokens = 0
+    started = time.perf_counter()
+    for batch, sampling in calls:
+        for row in backend.generate(batch, sampling):
+            for completion in row:
+                prompt_tokens += completion.prompt_tokens
+                completion_tokens += completion.completion_tokens
+    seconds = time.perf_counter() - started
+    return {"seconds": round(seconds, 2), "prefill_seconds": round(backend.phase_seconds["prefill"], 2),
+            "decode_seconds": round(backend.phase_seconds["decode"], 2), "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens}
+
+
+def engine_figure(overrides: list[str], repeats: int, threads: int, abba) -> dict:
+    from sprout.backends.config import LocalBackendConfig
+    from sprout.backends.llama_backend import LlamaCppBackend
+    from sprout.backends.local import LocalBackend
+    from sprout.backends.model_store import prepare_embedded, prepare_engine_gguf
+
+    print("4a: recording make data's model calls (default engine, fresh cache) ...", flush=True)
+    recorded = record_make_data(overrides)
+    calls = recorded.pop("calls")
+    model_dir = prepare_embedded(log=print)
+    weights = LocalBackendConfig().weights
+    engines = {"transformers": lambda: LocalBackend(model_dir, threads=threads),
+               "llama.cpp": lambda: LlamaCppBackend(prepare_engine_gguf(weights), model_dir, threads=threads)}
+    runs: dict[str, list[dict]] = {name: [] for name in engines}
+    for side in abba(("transformers", "llama.cpp"), repeats):
+        print(f"4b: replaying {len(calls)} calls on {side} ...", flush=True)
+        backend = engines[side]()  # a fresh engine per run: no state carried from the run before
+        runs[side].append(replay(backend, calls))
+        backend.close()
+    medians = {side: {key: statistics.median(r[key] for r in rs) for key in ("seconds", "prefill_seconds",
+                                                                            "decode_seconds")}
+               for side, rs in runs.items()}
+    old, new = medians["transformers"], medians["llama.cpp"]
+    return {"overrides": overrides, "recording": recorded, "workload": describe(calls), "weights": weights,
+            "runs": runs, "medians": medians,
+            "ratio": round(old["seconds"] / new["seconds"], 3),
+            "prefill_ratio": round(old["prefill_seconds"] / new["prefill_seconds"], 3),
+            "decode_ratio": round(old["decode_seconds"] / new["decode_seconds"], 3)}
