@@ -14,6 +14,7 @@ for both engines and is reported from the recording run.
 
 from __future__ import annotations
 
+import resource
 import statistics
 import tempfile
 import time
@@ -69,8 +70,13 @@ def record_make_data(overrides: list[str]) -> dict:
     finally:
         registry.KINDS["local"] = registry.Kind(build, registry.KINDS["local"].find, registry.KINDS["local"].check)
     calls = [call for log in logs for call in log.calls]
-    return {"calls": calls, "run_seconds": wall, "model_seconds": sum(log.seconds for log in logs),
-            "examples": summary.examples if hasattr(summary, "examples") else None,
+    usage = summary.usage
+    return {"calls": calls, "run_seconds": round(wall, 1), "model_seconds": round(sum(log.seconds for log in logs), 1),
+            "examples": summary.examples, "rejected": summary.rejected, "work": summary.work,
+            "samples": usage.get("calls"), "prompt_tokens": usage.get("prompt_tokens"),
+            "completion_tokens": usage.get("completion_tokens"),
+            # this process so far: the make data run, before either replay loads anything
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "engine": logs[0].model_id if logs else None}
 
 

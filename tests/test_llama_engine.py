@@ -1,10 +1,10 @@
 """The llama.cpp engine on the real embedded model: its fast paths checked against slow ones and the reference.
 
 The fast paths are the prefix computed once and copied into each request's stream, continuous batching (a finished
-row's slot takes the next request mid-call), the compaction that moves a stream into a gap, and the prefix kept
-from the call before. Each is checked where it could break: the logits of every step of every request are compared
-with the transformers model's (fp32, the engine sprout had before) on the same tokens, teacher-forced. A wrong KV
-cell, position or copy shows as a difference of whole units; f16 arithmetic differs by a few hundredths.
+row's slot takes the next request mid-call) and the compaction that moves a stream into a gap. Each is checked
+where it could break: the logits of every step of every request are compared with the transformers model's (fp32,
+the engine sprout had before) on the same tokens, teacher-forced. A wrong KV cell, position or copy shows as a
+difference of whole units; f16 arithmetic differs by a few hundredths.
 """
 
 from __future__ import annotations
@@ -93,13 +93,13 @@ def test_every_step_of_a_batched_call_matches_the_reference_model(gguf, referenc
     assert_matches_reference(reference, prompts, finished, steps)
 
 
-def test_the_prefix_kept_from_the_call_before_is_cut_back_or_extended_correctly(gguf, reference, tokenizer):
+def test_calls_one_after_another_each_with_its_own_prefix(gguf, reference, tokenizer):
     engine = LlamaEngine(gguf, threads=2, slots=4)
     greedy = Sampling(temperature=0, max_tokens=6)
     first = instance_prompts(tokenizer, 3)
     run_logged(engine, first, greedy)
-    # Next: a call whose prompts share less (a cut-back), then one that repeats a prompt of the first (prefix =
-    # whole prompt but its last token), then the first again (extended back).
+    # Next: a call whose prompts share less, then one that repeats a prompt of the first (prefix = the whole
+    # prompt but its last token), then the first again.
     shorter = [first[0][:150] + first[1][150:160], first[0][:150] + first[2][300:310]]
     for prompts in (shorter, [first[1], first[1]], first):
         finished, steps = run_logged(engine, prompts, greedy)
@@ -134,9 +134,11 @@ def test_same_call_same_answers_whatever_ran_before(gguf, tokenizer):
 
     fresh = LlamaEngine(gguf, threads=2, slots=16)
     first = tokens(fresh)
-    assert tokens(fresh) == first  # again, with the prefix kept from the first call
-    busy = LlamaEngine(gguf, threads=2, slots=16)
-    busy.run([Request(instance_prompts(tokenizer, 1, shift=9)[0], 1)], sampling, set(), lambda new: False)
+    assert tokens(fresh) == first  # again, right after itself
+    busy = LlamaEngine(gguf, threads=2, slots=16)  # calls before it leave cells and heads all over the streams
+    for shift, count in ((9, 1), (4, 7), (12, 3)):
+        busy.run([Request(p, i) for i, p in enumerate(instance_prompts(tokenizer, count, shift=shift))],
+                 Sampling(temperature=1.0, max_tokens=30, seed=shift), set(), lambda new: False)
     assert tokens(busy) == first
 
 

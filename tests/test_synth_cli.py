@@ -16,7 +16,7 @@ def test_synth_makes_political_promise_pairs_with_the_asked_labels(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [json.loads(line) for line in (tmp_path / "run" / "examples.jsonl").read_text().splitlines()]
     assert sorted(r["label"] for r in rows) == ["False"] * 4 + ["True"] * 2
-    assert all(r["input"] and r["lineage"]["model"].startswith("transformers:smollm2") for r in rows)
+    assert all(r["input"] and r["lineage"]["model"].startswith("llama.cpp:smollm2") for r in rows)
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     (task,) = report["synthesis"]
     assert task["target"] == {"True": 2, "False": 4}

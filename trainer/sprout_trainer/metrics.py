@@ -50,7 +50,11 @@ def plot_loss(rows: list[dict], path: Path) -> None:
     axes.set_xlabel("step")
     axes.set_ylabel("loss")
     axes.grid(alpha=0.3)
-    axes.legend()
+    if train or evals:  # a legend of no lines is a matplotlib warning in every run too short to log a loss
+        axes.legend()
+    else:
+        axes.text(0.5, 0.5, "no loss logged: the run was shorter than logging_steps", ha="center",
+                  transform=axes.transAxes)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)

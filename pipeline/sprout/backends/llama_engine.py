@@ -10,8 +10,10 @@ llama.cpp runs the model as the GGUF it ships in, with C kernels; this module ad
   slot, prefilled in the same batch as the others' decode tokens.
 - **Shared prefix, computed once.** The tokens that all of a call's prompts start with (a prompt file's
   instructions and fixed examples: prompts put what they share first) are decoded once into a prefix sequence and
-  copied into each request's KV stream by `llama_memory_seq_cp` (a memory copy, no second prefill). The prefix
-  stays cached between calls and is extended or cut back to the next call's prefix.
+  copied into each request's KV stream by `llama_memory_seq_cp` (a memory copy, no second prefill).
+- **A call's answers depend on the call alone.** Every call starts from an empty cache (cell placement, and so the
+  order of float sums, would otherwise depend on the calls before), so a run resumed after kill -9 gets, for the
+  calls it makes again, the answers the uninterrupted run got.
 - **No padding.** Each request prefills only its own suffix; batches are token lists, not rectangles.
 - **Sampling in C, one seeded sampler chain per request:** OpenAI's additive presence/frequency penalty over the
   generated tokens, then temperature, then top-p, then a draw seeded from the call's seed and the request's index,
@@ -171,11 +173,10 @@ class LlamaEngine:
             raise RuntimeError(f"llama_decode failed ({status})")
 
     def _set_prefix(self, tokens: list[int]) -> None:
-        """Make the prefix sequence hold exactly `tokens`, keeping what it already shares with them."""
+        """Empty the cache (every stream, every head), then compute `tokens` into the prefix sequence."""
         started = time.perf_counter()
-        keep = common_prefix([self.prefix, tokens]) if self.prefix else 0
-        self.lc.llama_memory_seq_rm(self.memory, PREFIX_SEQ, keep, -1)
-        for start in range(keep, len(tokens), self.n_batch):
+        self.lc.llama_memory_clear(self.memory, False)  # metadata only: cells are written before they are read
+        for start in range(0, len(tokens), self.n_batch):
             chunk = tokens[start:start + self.n_batch]
             self._decode([(t, start + k, PREFIX_SEQ, False) for k, t in enumerate(chunk)])
         self.prefix = list(tokens)

@@ -50,7 +50,9 @@ def prepare_embedded(log=print) -> Path:
     log(f"Preparing the embedded model once: converting {gguf.name} to safetensors in {target} (~20 s)...")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # its shard bars would interleave with sprout's own log
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # A GGUF-loaded model refuses save_pretrained: rebuild it from its config without the quantization entry.

@@ -29,6 +29,12 @@ def _check_vllm(config: VLLMBackendConfig) -> None:
     import_vllm()  # missing vLLM is a user error now, not after the first batch
 
 
+def _check_local(config: LocalBackendConfig) -> None:
+    from sprout.backends.local_engine import choose_engine
+
+    choose_engine(config, log=lambda *_: None)  # an engine that cannot run this model is a user error now
+
+
 def _find_vllm(config: VLLMBackendConfig, log) -> str | Path:
     if config.model != "embedded" and not Path(config.model).exists():
         return config.model  # a hub id: vLLM fetches or finds it itself
@@ -75,7 +81,7 @@ class Kind:
     check: Callable[[Any], None] | None = None
 
 
-KINDS: dict[str, Kind] = {"local": Kind(_local, _find_local), "openai": Kind(_openai),
+KINDS: dict[str, Kind] = {"local": Kind(_local, _find_local, _check_local), "openai": Kind(_openai),
                           "vllm": Kind(_vllm, _find_vllm, _check_vllm)}
 
 
