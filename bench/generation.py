@@ -1,6 +1,7 @@
 """Generation throughput: sprout's backends and pipeline vs their plain baselines, same prompts, same run.
 
-Three ratios, each measured in one run on one machine (embedded SmolLM2-135M-Instruct, CPU fp32, 2 threads):
+Four ratios, each measured in one run on one machine (embedded SmolLM2-135M-Instruct, 2 threads). Figures 1-3 are
+the transformers path (CPU fp32); figure 4 is the embedded model's engines on `make data`'s own calls:
 
 1. Local batching. `LocalBackend` at `--batch` (sprout's default 32) vs the same backend one prompt at a time
    (batch 1), on the same chat prompts (seed-task instructions from seeds/general.jsonl) with the same sampling
@@ -22,14 +23,21 @@ Three ratios, each measured in one run on one machine (embedded SmolLM2-135M-Ins
    transformers serve decodes greedily unless the model's generation config samples (SmolLM2's does not), so
    both sides get the same tokens. Goal >= 0.90.
 
+4. Engines (bench/engine_replay.py). `sprout data --config configs/data.yaml` runs once, recorded: every model call
+   it makes (prompts, sampling). The same calls are replayed in order on transformers (`LocalBackend`, the engine
+   `make data` used before issue 18) and on llama.cpp (`LlamaCppBackend`, the default now), a fresh engine per run,
+   no cache: model time end to end and per phase (prefill: passes that read prompt tokens; decode: passes that only
+   write). Goal >= 3x. About 40 minutes with the whole config; `--data-set KEY=VALUE` scales the recorded run down.
+
 Every figure runs `--repeats` times per side in A B, B A order (so a drift in machine speed weighs on both
-sides alike) and compares the medians; an untimed warm-up call precedes each. No threshold is asserted: each
-ratio is printed beside its goal. Writes bench/results/generation.json with the raw numbers and the machine.
-About 6 minutes on 2 cores with the defaults; another busy process on the machine skews every figure.
+sides alike) and compares the medians; in figures 1-3 an untimed warm-up call precedes each. No threshold is
+asserted: each ratio is printed beside its goal. Writes bench/results/generation.json with the raw numbers and the
+machine. Figures 1-3 take about 6 minutes on 2 cores; another busy process on the machine skews every figure.
 
     python bench/generation.py [--prompts 32] [--openai-prompts 16] [--max-tokens 64] [--batch 32]
                                [--concurrency 4] [--repeats 2]
-                               [--si-requests 4] [--si-tasks 8] [--figures 1 2 3] [--skip-openai]
+                               [--si-requests 4] [--si-tasks 8] [--figures 1 2 3 4] [--skip-openai]
+                               [--data-set KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -408,6 +416,13 @@ def main() -> None:
                      f" on {rec['engine']}; overrides: {four['overrides'] or 'none'}")
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    # Figures not measured this time keep their last results (each figure's entry says its own date).
+    kept = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
+    for figure in ("local_batching", "pipeline_overhead", "openai_client", "engine"):
+        if figure in report:
+            report[figure]["date"] = report["date"]
+        elif figure in kept:
+            report[figure] = kept[figure]
     RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print_table(rows)
     for note in notes:
