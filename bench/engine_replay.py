@@ -21,26 +21,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from generation import Recorder
+
 REPO = Path(__file__).resolve().parent.parent
 
 
-class CallLog:
-    """Wraps a backend: logs each call (batch, sampling), its seconds and its tokens."""
-
-    def __init__(self, inner):
-        self.inner, self.model_id, self.notes = inner, inner.model_id, inner.notes
-        self.calls: list[tuple[list, object]] = []
-        self.seconds = 0.0
-
-    def cache_extras(self) -> dict:
-        return self.inner.cache_extras()
-
-    def generate(self, batch, sampling):
-        started = time.perf_counter()
-        results = self.inner.generate(batch, sampling)
-        self.seconds += time.perf_counter() - started
-        self.calls.append((batch, sampling))
-        return results
+class CallLog(Recorder):
+    """generation.py's Recorder (each call, its seconds and tokens), owning its backend: closed with it."""
 
     def close(self) -> None:
         self.inner.close()
