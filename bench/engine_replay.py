@@ -95,13 +95,13 @@ def engine_figure(overrides: list[str], repeats: int, threads: int, abba) -> dic
     from sprout.backends.config import LocalBackendConfig
     from sprout.backends.llama_backend import LlamaCppBackend
     from sprout.backends.local import LocalBackend
-    from sprout.backends.model_store import prepare_embedded, prepare_engine_gguf
+    from sprout.backends.model_store import engine_weights, prepare_embedded, prepare_engine_gguf
 
     print("4a: recording make data's model calls (default engine, fresh cache) ...", flush=True)
     recorded = record_make_data(overrides)
     calls = recorded.pop("calls")
     model_dir = prepare_embedded(log=print)
-    weights = LocalBackendConfig().weights
+    weights = engine_weights(LocalBackendConfig().weights)
     engines = {"transformers": lambda: LocalBackend(model_dir, threads=threads),
                "llama.cpp": lambda: LlamaCppBackend(prepare_engine_gguf(weights), model_dir, threads=threads)}
     runs: dict[str, list[dict]] = {name: [] for name in engines}

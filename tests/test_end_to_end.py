@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from sprout.backends.model_store import engine_weights
 from sprout.core.records import Record
 from sprout.core.seeds import load_seeds
 from tests.test_cli import sprout
@@ -52,7 +53,8 @@ def test_outputs_are_valid_with_full_lineage(run):
         lineage = record.lineage
         assert record.instruction and record.output
         assert lineage.operation in {"input_first", "output_first"}
-        assert lineage.model.startswith("llama.cpp:smollm2-135m-instruct.f16.gguf:")  # the default engine
+        # The default engine, on the weights `auto` picks for this CPU.
+        assert lineage.model.startswith(f"llama.cpp:smollm2-135m-instruct.{engine_weights('auto')}.gguf:")
         assert lineage.task_id and len(lineage.seed_ids) >= 6 and lineage.prompts and lineage.sampling
         assert (record.kind == "classification") == (record.label is not None)
     assert len({r.lineage.task_id for r in grown}) == report["new_tasks"] == 4

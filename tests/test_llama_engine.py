@@ -4,7 +4,7 @@ The fast paths are the prefix computed once and copied into each request's strea
 row's slot takes the next request mid-call) and the compaction that moves a stream into a gap. Each is checked
 where it could break: the logits of every step of every request are compared with the transformers model's (fp32,
 the engine sprout had before) on the same tokens, teacher-forced. A wrong KV cell, position or copy shows as a
-difference of whole units; f16 arithmetic differs by a few hundredths.
+difference of whole units; f16/bf16 arithmetic by a few tenths.
 """
 
 from __future__ import annotations
@@ -15,16 +15,19 @@ import pytest
 
 from sprout.backends.base import Sampling
 from sprout.backends.llama_engine import LlamaEngine, Request, common_prefix
-from sprout.backends.model_store import prepare_engine_gguf
+from sprout.backends.model_store import engine_weights, prepare_engine_gguf
 from sprout.core.prompts import load_prompt
 from sprout.core.seeds import load_seeds
 
-TOLERANCE = 0.3  # max |logit difference|; measured ~0.08 for f16 weights (logits span ~45)
+# Max |logit difference| (logits span ~45), for the weights `auto` picks on this CPU. Measured on the batched call
+# below: 0.27 for f16, 0.43 for bf16 (llama.cpp rounds activations to the weights' type for the dot products).
+TOLERANCE = {"f16": 0.4, "bf16": 0.6}
+WEIGHTS = engine_weights("auto")
 
 
 @pytest.fixture(scope="module")
 def gguf():
-    return prepare_engine_gguf("f16")
+    return prepare_engine_gguf(WEIGHTS)
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +63,12 @@ def instance_prompts(tokenizer, count: int, shift: int = 0) -> list[list[int]]:
     return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
 
 
-def run_logged(engine: LlamaEngine, prompts: list[list[int]], sampling: Sampling):
-    """Run, keeping the logits of every step of every request."""
+def run_logged(engine: LlamaEngine, prompts: list[list[int]], sampling: Sampling, first_seed: int = 7):
+    """Run, keeping the logits of every step of every request (request i draws with seed first_seed + i)."""
     steps: dict[int, list] = {i: [] for i in range(len(prompts))}
     engine.on_logits = lambda index, step, logits: steps[index].append(logits)
-    finished = engine.run([Request(p, 7 + i) for i, p in enumerate(prompts)], sampling, set(), lambda new: False)
+    finished = engine.run([Request(p, first_seed + i) for i, p in enumerate(prompts)], sampling, set(),
+                          lambda new: False)
     engine.on_logits = None
     return finished, steps
 
@@ -76,17 +80,19 @@ def assert_matches_reference(reference, prompts, finished, steps) -> float:
         assert len(steps[i]) == len(row.tokens) == len(expected)
         for step, (got, want) in enumerate(zip(steps[i], expected, strict=True)):
             difference = float(abs(got - want).max())
-            assert difference < TOLERANCE, f"request {i}, step {step}: logits differ by {difference:.3f}"
+            assert difference < TOLERANCE[WEIGHTS], f"request {i}, step {step}: logits differ by {difference:.3f}"
             worst = max(worst, difference)
     return worst
 
 
 def test_every_step_of_a_batched_call_matches_the_reference_model(gguf, reference, tokenizer):
     """3 slots for 8 requests: requests wait, take freed slots mid-call, streams move down into gaps; the shared
-    header is computed once. Sampled (temperature 0.9) so rows end at different lengths."""
+    header is computed once. Sampled (temperature 1) so rows end at different lengths: with these request seeds a
+    row ends early on both f16 and bf16 weights (of nine seed bases tried, 14 and 21 did so on both)."""
     prompts = instance_prompts(tokenizer, 8)
     engine = LlamaEngine(gguf, threads=2, slots=3)
-    finished, steps = run_logged(engine, prompts, Sampling(temperature=0.9, top_p=0.95, max_tokens=24, seed=3))
+    finished, steps = run_logged(engine, prompts, Sampling(temperature=1.0, top_p=0.95, max_tokens=24, seed=3),
+                                 first_seed=14)
     assert len(engine.prefix) == common_prefix(prompts) > 200  # the header was shared
     assert engine.moves > 0  # rows ended out of order and streams moved down into the gaps
     assert len({len(row.tokens) for row in finished}) > 1 or all(r.finish_reason == "length" for r in finished)
