@@ -44,11 +44,14 @@ demo: setup
 	$(BIN)/sprout eval --adapter out/train-promises/adapter --data seeds/tasks/political_promises_heldout.jsonl \
 		--max-tokens 8
 
+# One pytest worker per core, each pinned to its core (tests/conftest.py); a module's tests share a worker.
+PYTEST := $(BIN)/pytest -n auto --dist loadgroup
+
 test: setup
-	$(BIN)/pytest
+	$(PYTEST)
 
 test-fast: setup
-	$(BIN)/pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check pipeline trainer tests bench

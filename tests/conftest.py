@@ -3,6 +3,7 @@ use the real embedded model."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +12,33 @@ import pytest
 from sprout.backends.base import Backend, Completion, Message, Sampling
 
 REPO = Path(__file__).resolve().parent.parent
+SERVER_FIXTURES = {"server", "memo_server"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (CI: `-n 2 --dist loadgroup`), which tests share a worker: a module's tests stay together,
+    so a module fixture (a whole real-model run several tests read) runs once; every test that talks to the session's
+    `transformers serve` goes to one worker, so one server starts and the memo proxy is shared."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            group = "transformers-serve" if SERVER_FIXTURES & set(item.fixturenames) else item.module.__name__
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_configure(config):
+    """Each xdist worker on a core of its own: the model code in it and the processes it starts (sprout runs,
+    `transformers serve`) size their thread pools from the CPU affinity they inherit, so two workers never put four
+    busy threads on two cores (llama.cpp's threads spin while they wait for each other)."""
+    worker = getattr(config, "workerinput", {}).get("workerid")  # "gw0", "gw1", ... only inside a worker
+    if worker is None or not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    workers = int(config.workerinput.get("workercount", 1))
+    if len(cores) >= workers > 1:
+        index = int(worker.removeprefix("gw"))
+        share = len(cores) // workers
+        os.sched_setaffinity(0, set(cores[index * share:(index + 1) * share]))
+        os.environ["OMP_NUM_THREADS"] = str(share)  # torch here and in every process started from here
 
 
 class ScriptedBackend(Backend):
@@ -80,3 +108,14 @@ def server(model_dir):
     process, url = start_server(model_dir)
     yield f"{url}/v1", str(model_dir)
     stop_server(process)
+
+
+@pytest.fixture(scope="session")
+def memo_server(server):
+    """The session's server behind a proxy that asks it each distinct request once (tests/memo_proxy.py): for the
+    tests that rerun the same whole `sprout data` run to check sprout's retries, rejects and resume."""
+    from tests.memo_proxy import MemoProxy
+
+    url, model = server
+    with MemoProxy(url.removesuffix("/v1")) as proxy:
+        yield f"{proxy.url}/v1", model

@@ -197,20 +197,20 @@ def outputs(base) -> dict:
 
 
 @pytest.fixture(scope="module")
-def clean_data_run(server, tmp_path_factory):
-    url, model = server
+def clean_data_run(memo_server, tmp_path_factory):
+    url, model = memo_server
     base = tmp_path_factory.mktemp("clean")
     result = data_run(base, url, model)
     assert result.returncode == 0, result.stderr[-3000:]
     return base
 
 
-def test_sprout_data_runs_unchanged_on_the_openai_backend(server, clean_data_run):
+def test_sprout_data_runs_unchanged_on_the_openai_backend(memo_server, clean_data_run):
     """The default config's model generators (Self-Instruct with its prefilled list, Evol-Instruct with its judge,
     pair synthesis), small sizes, over a real server (FLAN calls no model; it is off here)."""
     import json
 
-    url, model = server
+    url, model = memo_server
     out = clean_data_run / "out"
     report = json.loads((out / "report.json").read_text())
     rows = [json.loads(line) for line in (out / "examples.jsonl").read_text().splitlines()]
@@ -222,8 +222,8 @@ def test_sprout_data_runs_unchanged_on_the_openai_backend(server, clean_data_run
     assert report["usage"]["failed"] == 0 and report["work"]["evol_instruct"] == 1
 
 
-def test_a_whole_run_through_ten_percent_faults_retries_and_ends_identical(server, clean_data_run, tmp_path):
-    url, model = server
+def test_a_whole_run_through_ten_percent_faults_retries_and_ends_identical(memo_server, clean_data_run, tmp_path):
+    url, model = memo_server
     # Stalls are left to the test above: a whole run's long answers would need a long timeout to tell them apart.
     kinds = ("429", "500", "drop", "truncate", "garbage")
     plan = FaultPlan(first=list(kinds), rate=0.1, seed=3, retry_after=1, kinds=kinds)  # each kind at least once
@@ -235,11 +235,11 @@ def test_a_whole_run_through_ten_percent_faults_retries_and_ends_identical(serve
     assert outputs(tmp_path) == outputs(clean_data_run)  # ...and retried away: the same files as a clean run
 
 
-def test_requests_failing_past_the_retry_budget_are_recorded_and_a_rerun_asks_again(server, clean_data_run,
+def test_requests_failing_past_the_retry_budget_are_recorded_and_a_rerun_asks_again(memo_server, clean_data_run,
                                                                                      tmp_path):
     import json
 
-    url, model = server
+    url, model = memo_server
     # (a small run: a few failures are a large share, so the stop threshold is raised; the next test covers it)
     no_retries = ["--set", "backend.max_retries=0", "--set", "backend.set_aside_after=1",
                   "--set", "backend.set_aside_for=0", "--set", "backend.max_failure_rate=0.6"]
@@ -263,8 +263,9 @@ def test_requests_failing_past_the_retry_budget_are_recorded_and_a_rerun_asks_ag
     assert cache.execute("SELECT MAX(generations) FROM responses").fetchone()[0] == 1  # ...and no answer twice
 
 
-def test_a_dead_backend_stops_the_run_with_a_clear_message_and_it_resumes_later(server, clean_data_run, tmp_path):
-    url, model = server
+def test_a_dead_backend_stops_the_run_with_a_clear_message_and_it_resumes_later(memo_server, clean_data_run,
+                                                                                tmp_path):
+    url, model = memo_server
     plan = FaultPlan(rate=1.0, kinds=("500", "drop"))
     with FaultProxy(url.removesuffix("/v1"), plan) as proxy:
         dead = data_run(tmp_path, f"{proxy.url}/v1", model, "--set", "backend.max_retries=1")
@@ -276,14 +277,14 @@ def test_a_dead_backend_stops_the_run_with_a_clear_message_and_it_resumes_later(
     assert outputs(tmp_path) == outputs(clean_data_run)
 
 
-def test_the_api_key_reaches_the_server_and_nothing_else(server, tmp_path):
+def test_the_api_key_reaches_the_server_and_nothing_else(memo_server, tmp_path):
     """A sentinel key in the named variable: the server gets it; no output file, report, cache row, lineage field
     or log line (debug logging on) holds it."""
     import uuid
 
     from tests.test_cli import sprout
 
-    url, model = server
+    url, model = memo_server
     sentinel = f"sk-sentinel-{uuid.uuid4().hex}"
     with FaultProxy(url.removesuffix("/v1"), FaultPlan()) as proxy:
         result = sprout("--verbose", "data", "--set", f"out_dir={tmp_path / 'out'}",
