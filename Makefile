@@ -44,8 +44,8 @@ demo: setup
 	$(BIN)/sprout eval --adapter out/train-promises/adapter --data seeds/tasks/political_promises_heldout.jsonl \
 		--max-tokens 8
 
-# One pytest worker per core, each pinned to its core (tests/conftest.py); a module's tests share a worker.
-PYTEST := $(BIN)/pytest -n auto --dist loadgroup
+# One pytest worker per core, each pinned to its core (tests/conftest.py); a test file's tests share a worker.
+PYTEST := $(BIN)/pytest -n auto --dist loadfile
 
 test: setup
 	$(PYTEST)

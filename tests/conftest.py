@@ -12,21 +12,22 @@ import pytest
 from sprout.backends.base import Backend, Completion, Message, Sampling
 
 REPO = Path(__file__).resolve().parent.parent
-SERVER_FIXTURES = {"server", "memo_server"}
+
+
+# The test files that take minutes, longest first (measured under `make test`). Run first, they spread over the
+# workers before the many short files fill the gaps; last, one of them would leave a worker alone at the end.
+LONGEST_FIRST = ("test_openai_backend", "test_hosted_api", "test_end_to_end", "test_kill_resume", "test_train_cli",
+                 "test_evol", "test_llama_engine", "test_synth_cli", "test_trainer", "test_model_families")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (CI: `-n 2 --dist loadgroup`), which tests share a worker: a module's tests stay together,
-    so a module fixture (a whole real-model run several tests read) runs once; every test that talks to the session's
-    `transformers serve` goes to one worker, so one server starts and the memo proxy is shared."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            group = "transformers-serve" if SERVER_FIXTURES & set(item.fixturenames) else item.module.__name__
-            item.add_marker(pytest.mark.xdist_group(group))
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: each file keeps its own order
 
 
 def pytest_configure(config):
-    """Each xdist worker on a core of its own: the model code in it and the processes it starts (sprout runs,
+    """Under pytest-xdist (`make test`: `-n auto --dist loadfile`, a test file's tests on one worker, so a module
+    fixture — a whole real-model run several tests read — runs once), each worker on a core of its own: the model code in it and the processes it starts (sprout runs,
     `transformers serve`) size their thread pools from the CPU affinity they inherit, so two workers never put four
     busy threads on two cores (llama.cpp's threads spin while they wait for each other)."""
     worker = getattr(config, "workerinput", {}).get("workerid")  # "gw0", "gw1", ... only inside a worker

@@ -243,7 +243,9 @@ def test_requests_failing_past_the_retry_budget_are_recorded_and_a_rerun_asks_ag
     # (a small run: a few failures are a large share, so the stop threshold is raised; the next test covers it)
     no_retries = ["--set", "backend.max_retries=0", "--set", "backend.set_aside_after=1",
                   "--set", "backend.set_aside_for=0", "--set", "backend.max_failure_rate=0.6"]
-    plan = FaultPlan(first=["500"], rate=0.1, seed=5, kinds=("429", "500", "drop", "truncate", "garbage"))
+    # The first two requests (Self-Instruct's first list prompts) fail for good, two ways. Failures the run meets
+    # early change its path (another list batch is asked for): a few, placed, keep that extra work small.
+    plan = FaultPlan(first=["500", "drop"])
     with FaultProxy(url.removesuffix("/v1"), plan) as proxy:
         faulty = data_run(tmp_path, f"{proxy.url}/v1", model, *no_retries)
         injected = sum(v for k, v in proxy.faults().items() if k != "ok")
@@ -254,7 +256,7 @@ def test_requests_failing_past_the_retry_budget_are_recorded_and_a_rerun_asks_ag
     assert faulty.returncode == 0, faulty.stderr[-3000:]  # under backend.max_failure_rate
     assert '{"rule": "backend_error", "reason": "' in first_rejects and "no usable answer" in first_rejects
     failed = report["usage"]["failed"]
-    assert failed > 0 and sum(report["usage"]["failures"].values()) == failed and injected >= failed
+    assert failed == injected == 2 and sum(report["usage"]["failures"].values()) == failed
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert outputs(tmp_path) == outputs(clean_data_run)  # the failed requests were asked again; nothing else
     again = json.loads((tmp_path / "out" / "report.json").read_text())["usage"]
