@@ -44,8 +44,9 @@ demo: setup
 	$(BIN)/sprout eval --adapter out/train-promises/adapter --data seeds/tasks/political_promises_heldout.jsonl \
 		--max-tokens 8
 
-# One pytest worker per core, each pinned to its core (tests/conftest.py); a test file's tests share a worker.
-PYTEST := $(BIN)/pytest -n auto --dist loadfile
+# One pytest worker per core, each pinned to its core; a test file's tests share a worker; files in the order
+# tests/conftest.py gives them (the longest first), not xdist's (the most tests first).
+PYTEST := $(BIN)/pytest -n auto --dist loadfile --no-loadscope-reorder
 
 test: setup
 	$(PYTEST)

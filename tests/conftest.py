@@ -26,10 +26,11 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_configure(config):
-    """Under pytest-xdist (`make test`: `-n auto --dist loadfile`, a test file's tests on one worker, so a module
-    fixture — a whole real-model run several tests read — runs once), each worker on a core of its own: the model code in it and the processes it starts (sprout runs,
-    `transformers serve`) size their thread pools from the CPU affinity they inherit, so two workers never put four
-    busy threads on two cores (llama.cpp's threads spin while they wait for each other)."""
+    """Under pytest-xdist (`make test`: `-n auto --dist loadfile`: a file's tests on one worker, so a module fixture,
+    a whole real-model run several tests read, runs once), each worker on a core of its own: the model code in it
+    and the processes it starts (sprout runs, `transformers serve`) size their thread pools from the CPU affinity
+    they inherit, so two workers never put four busy threads on two cores (llama.cpp's threads spin while they wait
+    for each other)."""
     worker = getattr(config, "workerinput", {}).get("workerid")  # "gw0", "gw1", ... only inside a worker
     if worker is None or not hasattr(os, "sched_setaffinity"):
         return
