@@ -70,10 +70,9 @@ def prepare_embedded(log=print) -> Path:
 
 
 # llama.cpp file types (llama.h's llama_ftype) for the engine's copy of the embedded weights; "q4_1" is the shipped
-# file itself.
-# bf16 keeps 8 bits of mantissa, f16 11: both hold the shipped 4-bit values (a 4-bit step times an f16 scale) to
-# within far less than the 4-bit rounding the model already carries; llama.cpp also rounds the activations to the
-# weights' type for the dot products, where bf16 costs more (logits within ~0.45 of fp32 vs ~0.3, spanning ~45).
+# file itself. bf16 keeps 8 bits of mantissa, f16 11: both hold the shipped 4-bit values (a 4-bit step times an f16
+# scale) far closer than the 4-bit rounding the model already carries; llama.cpp also rounds the activations to the
+# weights' type for its dot products, where bf16 costs more (logits within 0.43 of fp32 vs 0.27; they span ~45).
 GGUF_TYPES = {"f16": 1, "bf16": 32, "q8_0": 7, "q4_1": None}
 
 
@@ -96,9 +95,9 @@ def engine_weights(weights: str) -> str:
 
 def prepare_engine_gguf(weights: str, log=print) -> Path:
     """The embedded model as the llama.cpp engine reads it: the shipped Q4_1 GGUF, or a copy with its weights
-    widened to `weights` once (llama.cpp's own `llama_model_quantize`, ~2 s). The 4-bit values widen without loss
-    into f16 to within f16 rounding; prefill on 2 cores is then ~1.7x faster than on the 4-bit file, whose CPU kernels
-    are built for memory-bound single-sequence decoding (bench/generation.py)."""
+    widened to `weights` (`auto`: see engine_weights) once, by llama.cpp's own `llama_model_quantize` (~2 s).
+    Prefill on 2 cores is then ~1.7x (f16) to ~2.4x (bf16) faster than on the 4-bit file, whose CPU kernels are
+    built for memory-bound single-sequence decoding (bench/generation.py)."""
     shipped = find_gguf()
     weights = engine_weights(weights)
     if GGUF_TYPES[weights] is None:
