@@ -22,7 +22,6 @@ class MemoProxy(LoopbackProxy):
     def __init__(self, upstream: str):
         super().__init__(upstream)
         self.answers: dict[tuple[str, str, bytes], tuple[int, dict[str, str], bytes]] = {}
-        self.forwarded = self.replayed = 0
         self._locks: dict[tuple[str, str, bytes], threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -34,10 +33,8 @@ class MemoProxy(LoopbackProxy):
         with lock:
             if key in self.answers:
                 status, headers, payload = self.answers[key]
-                self.replayed += 1
             else:
                 status, headers, payload = self.forward(request, body)
-                self.forwarded += 1
                 if status == 200 and request.path.startswith("/v1/"):
                     self.answers[key] = (status, headers, payload)
         self.answer(request, status, payload, {"Content-Type": headers.get("content-type", "application/json")})
