@@ -32,3 +32,21 @@ def test_the_training_batch_fits_the_device_and_keeps_an_effective_batch_of_8():
     assert config.batch_plan("cpu") == (2, 4) and config.batch_plan("cuda") == (8, 1)
     assert TrainConfig(model="embedded", data="x.jsonl", batch_size=4).batch_plan("cpu") == (4, 2)
     assert TrainConfig(model="embedded", data="x.jsonl", batch_size=2, grad_accumulation=1).batch_plan("cuda") == (2, 1)
+
+
+def test_auto_without_torch_imported_gives_torchs_answer():
+    """The fast path (no GPU driver node -> cpu, without importing torch) against the slow one (torch's answer),
+    in a fresh process where torch is not yet imported."""
+    import json
+    import subprocess
+    import sys
+
+    script = ("import sys, json\nfrom sprout.backends.devices import gpu_driver_present, resolve_device\n"
+              "fast = resolve_device('auto'); imported = 'torch' in sys.modules\n"
+              "import torch\nprint(json.dumps([fast, imported, gpu_driver_present(), torch.cuda.is_available()]))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    fast, imported, driver, cuda = json.loads(done.stdout)
+    assert fast == ("cuda" if cuda else "cpu")
+    assert imported == driver  # torch is asked exactly when a driver might make CUDA work
+    assert cuda <= driver  # CUDA never works without a driver node: the fast path's premise

@@ -6,13 +6,27 @@ CPUs outright ("illegal instruction"), and fp32 is what CPU kernels are fast at 
 
 from __future__ import annotations
 
+import os
+import sys
+
 from sprout.core.errors import UserError
 
 DEVICES = ("auto", "cpu", "cuda")
 
+# What a GPU driver puts in /dev (NVIDIA; AMD ROCm, which torch also calls "cuda"; WSL's GPU bridge). Without any of
+# them torch.cuda.is_available() is False, so `auto` on such a machine needs no torch: importing it costs ~2.5 s,
+# paid by every llama.cpp run, whose process otherwise never loads torch.
+GPU_DRIVER_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia", "/dev/kfd", "/dev/dxg")
+
+
+def gpu_driver_present() -> bool:
+    return any(os.path.exists(node) for node in GPU_DRIVER_NODES)
+
 
 def resolve_device(device: str, key: str = "device") -> str:
     """`auto` -> `cuda` or `cpu`; `cuda` (or `cuda:N`) on a machine without CUDA is a user error naming the key."""
+    if device == "auto" and "torch" not in sys.modules and not gpu_driver_present():
+        return "cpu"
     import torch
 
     if device == "auto":

@@ -29,12 +29,15 @@ def request_seed(seed: int, row: int) -> int:
 
 class LlamaCppBackend(Backend):
     def __init__(self, gguf: Path, tokenizer_dir: Path, threads: int | None = None, slots: int | None = None):
-        from transformers import AutoTokenizer, GenerationConfig
+        # The embedded model's tokenizer is a plain `tokenizers` one (tokenizer_class TokenizersBackend, which
+        # PreTrainedTokenizerFast is): loaded by its class, it needs no torch, which AutoTokenizer's import pulls in
+        # (~2.5 s a process). tests/test_llama_backend_tokenizer.py holds it to AutoTokenizer's renderings and ids.
+        from transformers import GenerationConfig, PreTrainedTokenizerFast
 
         from sprout.backends.llama_engine import LlamaEngine
 
         self.gguf = Path(gguf)
-        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+        self.tokenizer = PreTrainedTokenizerFast.from_pretrained(tokenizer_dir)
         try:
             generation_config = GenerationConfig.from_pretrained(tokenizer_dir)
         except OSError:  # a folder without generation_config.json

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import random
 import re
+import sys
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
@@ -67,12 +69,28 @@ def length_histogram(texts: list[str]) -> dict[str, Any]:
 @cache
 def _spacy_pipeline() -> Any | None:
     try:
-        import spacy
+        with _torch_hidden():
+            import spacy
 
         # The parser is what is needed; NER is the slowest component and unused.
         return spacy.load(SPACY_MODEL, exclude=["ner"])
     except (ImportError, OSError):  # spaCy not installed, or the model package missing: the fallback says so
         return None
+
+
+@contextmanager
+def _torch_hidden():
+    """spaCy's thinc imports torch whenever it is installed (~1.5 s) though en_core_web_sm never uses it; a data
+    run on llama.cpp otherwise never loads torch. Hidden only while spaCy is first imported, and only if no one has
+    imported torch yet: thinc then records "no torch", and torch imports normally afterwards."""
+    if "torch" in sys.modules:
+        yield
+        return
+    sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` raises ImportError meanwhile
+    try:
+        yield
+    finally:
+        del sys.modules["torch"]
 
 
 def parser_name() -> str:
