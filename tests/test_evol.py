@@ -221,8 +221,8 @@ def test_sprout_evolve_an_evaluation_set_for_two_rounds_on_the_embedded_model(tm
     rows = [{"instruction": i, "input": x, "output": "reference answer"} for i, x in EVAL_STYLE]
     source = write(tmp_path / "eval.json", json.dumps(rows))
     out, cache = tmp_path / "evolved", tmp_path / "c.sqlite"
-    options = ["--set", f"cache={cache}", "--set", "evol_instruct.sampling.max_tokens=120",
-               "--set", "evol_instruct.response_sampling.max_tokens=64"]
+    options = ["--set", f"cache={cache}", "--set", "evol_instruct.sampling.max_tokens=96",
+               "--set", "evol_instruct.response_sampling.max_tokens=48"]
     result = sprout("evolve", "--input", str(source), "--rounds", "2", "--out", str(out), *options)
     assert result.returncode == 0, result.stderr[-2000:]
     examples = [Record.model_validate(json.loads(line)) for line in (out / "examples.jsonl").read_text().splitlines()]

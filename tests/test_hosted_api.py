@@ -105,7 +105,9 @@ def chat_only(proxy_url, model, tmp_path):
             "--set", "backend.max_concurrency=4"]
 
 
-SMALL_DATA = ["--set", "generators.self_instruct.target=1", "--set", "generators.self_instruct.requests_per_batch=4",
+# seed 7: a run that finds its one task in 4 batches (15 calls; the default seed's took 6 and 27, 106 s against 59 s).
+SMALL_DATA = ["--set", "seed=7",
+              "--set", "generators.self_instruct.target=1", "--set", "generators.self_instruct.requests_per_batch=4",
               "--set", "generators.self_instruct.tasks_per_batch=2",
               "--set", "generators.self_instruct.list_stops_at=11",
               "--set", "generators.self_instruct.sampling.max_tokens=96",

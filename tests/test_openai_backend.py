@@ -172,7 +172,9 @@ def test_sprout_synth_runs_on_the_openai_backend(server, tmp_path):
 
 
 # Small and short: `transformers serve` answers one request at a time, so every token here is wall time in CI.
-SMALL_DATA = ["--set", "generators.self_instruct.target=1", "--set", "generators.self_instruct.requests_per_batch=2",
+# seed 7: a run that finds its one task in 4 batches (14 calls; the default seed's took 5 and 16, 67 s against 52 s).
+SMALL_DATA = ["--set", "seed=7",
+              "--set", "generators.self_instruct.target=1", "--set", "generators.self_instruct.requests_per_batch=2",
               "--set", "generators.self_instruct.tasks_per_batch=2",
               "--set", "generators.self_instruct.list_stops_at=11",  # proposals end after items 9 and 10
               "--set", "generators.self_instruct.sampling.max_tokens=96",  # two items fit; a longer reply is cut
