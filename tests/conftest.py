@@ -16,8 +16,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 # The test files that take minutes, longest first (measured under `make test`). Run first, they spread over the
 # workers before the many short files fill the gaps; last, one of them would leave a worker alone at the end.
-LONGEST_FIRST = ("test_openai_backend", "test_hosted_api", "test_end_to_end", "test_kill_resume", "test_train_cli",
-                 "test_evol", "test_llama_engine", "test_synth_cli", "test_trainer", "test_model_families")
+LONGEST_FIRST = ("test_openai_backend", "test_hosted_api", "test_kill_resume", "test_end_to_end", "test_train_cli",
+                 "test_evol", "test_bad_input", "test_llama_engine", "test_trainer", "test_synth_cli",
+                 "test_model_families", "test_own_data")
 
 
 def pytest_collection_modifyitems(config, items):
