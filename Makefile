@@ -72,3 +72,4 @@ bench: setup
 	$(BIN)/python bench/bench_decode.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/generation.py
+	$(BIN)/python bench/inspect.py

@@ -178,3 +178,74 @@ def test_alpaca_only_seeds_grow_with_sprouts_own_worked_examples(tmp_path):
     grown = [Record.model_validate(json.loads(line)) for line in (out / "examples.jsonl").read_text().splitlines()]
     assert grown and all(set(r.lineage.seed_ids) <= user_seeds for r in grown)  # proposals show only the user's
 
+
+# ---- sprout inspect on this run, in a real headless Chromium -----------------------------------------------------
+
+def test_inspect_page_in_headless_chromium(run, tmp_path):
+    """Load the real run in the inspector: counts beside report.json, a facet, a search, a lineage walk, marks by
+    keyboard, then `sprout curate` with those marks."""
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.browser import chromium_page
+
+    report = run[3]
+    work = tmp_path / "run"  # a copy: the inspector writes its index and marks beside the run
+    shutil.copytree(run[0], work)
+    server = subprocess.Popen([sys.executable, "-m", "sprout", "inspect", str(work)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        url = server.stdout.readline().split()[2]
+        with chromium_page() as (page, problems):
+            page.goto(url)
+            page.wait_for_selector("body[data-loaded]")
+            assert "counts match report.json" in page.text_content("#check")
+            total = report["examples"] + report["rejected"]
+            assert page.text_content("#count") == f"{total} rows"
+            assert len(page.query_selector_all("#rows tr")) == min(100, total)
+
+            def after(action):
+                before = page.evaluate("document.body.dataset.loaded")
+                action()
+                page.wait_for_function(f"document.body.dataset.loaded !== '{before}'")
+
+            # a facet: the rejected rows, with each rule's count beside the report's
+            after(lambda: page.check('input[data-facet="status"][data-value="rejected"]'))
+            assert page.text_content("#count") == f"{report['rejected']} rows"
+            assert {s.text_content() for s in page.query_selector_all("#rows .badge")} == {"rejected"}
+            assert page.query_selector_all("#facets .report") and not page.query_selector_all("#facets .report.off")
+            page.wait_for_selector("#why")  # the first reject's rule and reason
+            # curate by keyboard: the first reject is good after all
+            page.keyboard.press("g")
+            page.wait_for_function("(document.body.dataset.marked || '').endsWith(':good')")
+            rescued = page.evaluate("document.body.dataset.marked").split(":")[0]
+            # lineage: an evolution, up to its parent and back down
+            after(lambda: page.click("#clear"))
+            after(lambda: page.check('input[data-facet="generator"][data-value="evol_instruct"]'))
+            after(lambda: page.check('input[data-facet="status"][data-value="accepted"]'))
+            page.wait_for_selector("#lineage .step a.walk")
+            child_id = page.text_content("#detail h2").split()[-1]
+            page.keyboard.press("b")  # this evolution is marked bad
+            page.wait_for_function(f"document.body.dataset.marked === '{child_id}:bad'")
+            page.click("#lineage .step a.walk")
+            page.wait_for_function(f"!document.querySelector('#detail h2').textContent.endsWith('{child_id}')")
+            assert page.query_selector(f'#lineage .child a.walk:text("{child_id}")')  # the parent lists the child
+            assert page.query_selector("#lineage .prompts") and page.query_selector("#lineage .sampling")
+            # a search: words of that evolution's instruction find it
+            words = " ".join(next(json.loads(line) for line in (work / "examples.jsonl").read_text().splitlines()
+                                  if json.loads(line)["id"] == child_id)["instruction"].split()[:4])
+            after(lambda: page.click("#clear"))
+            after(lambda: page.fill("#search", words))
+            assert page.evaluate(f"state.rows.some((r) => r.id === '{child_id}')")
+            page.screenshot(path=str(tmp_path / "inspect.png"))
+            assert problems == []
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    curated = sprout("curate", str(work), "--out", str(tmp_path / "curated.jsonl"))
+    assert curated.returncode == 0, curated.stderr[-2000:]
+    ids = [json.loads(line)["id"] for line in (tmp_path / "curated.jsonl").read_text().splitlines()]
+    assert child_id not in ids and rescued in ids and len(ids) == report["examples"]  # -1 bad, +1 good
+    changes = json.loads((tmp_path / "curated.jsonl.report.json").read_text())
+    assert (changes["removed"], changes["added"]) == (1, 1)

@@ -52,6 +52,7 @@ def expected_wheel_files() -> set[str]:
                                                                           / "templates")}
     expected |= {f"sprout_trainer/templates/{rel}" for rel in files_under(PACKAGE_ROOTS["sprout_trainer"]
                                                                           / "templates")}
+    expected |= {f"sprout/review/static/{rel}" for rel in files_under(PACKAGE_ROOTS["sprout"] / "review" / "static")}
     expected.add("sprout/core/data/stopwords_en.txt")
     return expected
 
@@ -135,7 +136,8 @@ def test_sprout_runs_from_the_fresh_venv_and_not_from_the_checkout(installed):
 
     result = run([venv / "bin" / "sprout", "--help"], elsewhere, env)
     listed = {line.strip("│ ").split()[0] for line in result.stdout.splitlines() if line.startswith("│ ")}
-    assert {"data", "filter", "mix", "train", "eval", "merge", "chat", "seeds", "templates"} <= listed, result.stdout
+    assert {"data", "filter", "mix", "train", "eval", "merge", "chat", "seeds", "templates", "inspect",
+            "curate"} <= listed, result.stdout
 
 
 def test_a_tiny_data_run_from_another_directory(installed, model_dir):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -223,11 +222,10 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 def open_in_chromium(page: Path, profile: Path) -> tuple[str, list[str]]:
     """The DOM after load, and the page's console messages: with --enable-logging=stderr Chromium logs each one
     (console.* calls and uncaught exceptions alike) as a line with ':CONSOLE' in it."""
-    binary = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
-    if binary is None:
-        pytest.fail("Chromium is not installed; this test needs it (CI installs it): apt-get install -y chromium")
-    result = subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
-                            capture_output=True, text=True, timeout=60)
+    from tests.browser import chromium_binary
+
+    result = subprocess.run([chromium_binary(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom",
+                             page.as_uri()], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout, [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
 

@@ -20,7 +20,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from sprout.cli import datasets, generate, model, own_data, reports, seeds
+from sprout.cli import datasets, generate, model, own_data, reports, review, seeds
 from sprout.cli.shared import console
 from sprout.core.errors import UserError
 
@@ -79,7 +79,7 @@ def register_providers(target: typer.Typer) -> list[str]:
 
 
 # `sprout --help` lists commands in this order (the flow of the product), then the groups: seeds, model, templates.
-for module in (seeds, model, generate, own_data, datasets, reports):
+for module in (seeds, model, generate, own_data, datasets, reports, review):
     module.register(app)
 register_providers(app)
 

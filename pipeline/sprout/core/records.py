@@ -39,6 +39,7 @@ class Lineage(BaseModel):
     root_id: str | None = None
     chain: list[str] | None = None
     operations: list[str] | None = None
+    stage: str | None = None  # the filter stage that accepted it (`sprout inspect` facets on it)
 
 
 class Record(BaseModel):
@@ -72,11 +73,19 @@ class Rejection(BaseModel):
     reason: str
     record: Record
     score: float | None = None  # e.g. the ROUGE-L score against the most similar accepted instruction
+    stage: str | None = None  # the filter stage that dropped it
+    # A near-duplicate drop's neighbour: {"id": the accepted record's id (None for a seed or plain text),
+    # "fields": {field: its text}}, so a reviewer sees both side by side.
+    neighbour: dict[str, Any] | None = None
 
     def to_json(self) -> str:
-        row = {"rule": self.rule, "reason": self.reason}
+        row: dict[str, Any] = {"rule": self.rule, "reason": self.reason}
         if self.score is not None:
             row["score"] = self.score
+        if self.stage is not None:
+            row["stage"] = self.stage
+        if self.neighbour is not None:
+            row["neighbour"] = self.neighbour
         row["record"] = self.record.model_dump(mode="json", exclude_none=True)
         return json.dumps(row, ensure_ascii=False)
 

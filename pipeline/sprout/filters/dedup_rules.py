@@ -44,6 +44,7 @@ class RougeDedup(Rule):
         self.rows = None if self.field else RowRougeIndex(len(self.fields), mode)
         self.entries: dict[str, list[int]] = {}  # record id -> its entries (a seed or an accepted record)
         self._by_text: dict[tuple[str, ...], list[int]] = {}  # the texts of an entry -> the entries holding them
+        self._holder: dict[int, str] = {}  # entry -> the record it holds (seeds added as plain texts have none)
         self._checked_upto: dict[int, int] = {}  # candidate (by object id) -> entries there were when checked
         self.scores: list[float | None] | None = [] if track_scores and self.field else None
 
@@ -58,6 +59,8 @@ class RougeDedup(Rule):
             entries = list(same) if same else [self._add(item)]
             if isinstance(item, Record):
                 self.entries.setdefault(item.id, []).extend(entries)
+                for entry in entries:
+                    self._holder.setdefault(entry, item.id)
 
     def check(self, record: Record) -> Drop | None:
         hit = self._find(record)
@@ -74,13 +77,16 @@ class RougeDedup(Rule):
         return self._drop(self._find(record, since=self._checked_upto.pop(id(record), 0)))  # scored once, in check()
 
     def accepted(self, record: Record) -> None:
-        self.entries.setdefault(record.id, []).append(self._add(record))
+        entry = self._add(record)
+        self.entries.setdefault(record.id, []).append(entry)
+        self._holder[entry] = record.id
 
     def forget(self, record: Record) -> None:
         entries = self.entries.get(record.id)
         if entries:
             entry = entries.pop()
             self._pool.remove(entry)
+            self._holder.pop(entry, None)
             same = self._by_text.get(self._texts(record), [])
             if entry in same:
                 same.remove(entry)
@@ -100,27 +106,37 @@ class RougeDedup(Rule):
         self._by_text.setdefault(texts, []).append(entry)
         return entry
 
-    def _find(self, record: Record, since: int = 0) -> tuple[float, str] | None:
+    def _find(self, record: Record, since: int = 0) -> tuple[float, str, tuple[str, ...]] | None:
+        """(score, what the reason says it matched, the matched texts by field), or None."""
         exclude = {e for i in record.lineage.chain or () for e in self.entries.get(i, ())}
         if self.index is not None:
-            return self.index.exceeds(getattr(record, self.field), self.threshold, exclude, since)
+            hit = self.index.exceeds(getattr(record, self.field), self.threshold, exclude, since)
+            return None if hit is None else (hit[0], hit[1], (hit[1],))
         hit = self.rows.exceeds(row_texts(record, self.fields), self.threshold, exclude, since)
         if hit is None:
             return None
         scores, row = hit
-        return min(scores), self._describe(scores, self.rows.texts(row))
+        texts = self.rows.texts(row)
+        return min(scores), self._describe(scores, texts), tuple(texts)
+
+    def _neighbour(self, texts: tuple[str, ...]) -> dict:
+        """The matched entry for the rejects file: its texts, and the record holding them (none for a seed's)."""
+        record_id = next((self._holder[e] for e in self._by_text.get(texts, ()) if e in self._holder), None)
+        return {"id": record_id, "fields": dict(zip(self.fields, texts, strict=True))}
 
     def _describe(self, scores: tuple[float, ...], texts: tuple[str, ...]) -> str:
         parts = [f"{f} {s:.3f}" for f, s in zip(self.fields, scores, strict=True)]
         return f"{', '.join(parts)} with {dict(zip(self.fields, texts, strict=True))!r}"
 
-    def _drop(self, hit: tuple[float, str] | None) -> Drop | None:
+    def _drop(self, hit: tuple[float, str, tuple[str, ...]] | None) -> Drop | None:
         if not hit:
             return None
+        neighbour = self._neighbour(hit[2])
         if self.field is None:  # several fields: the reason names each field's score and the matched row
-            return Drop(f"near-duplicate row (ROUGE-L > {self.threshold} in every field: {hit[1]})", score=hit[0])
+            return Drop(f"near-duplicate row (ROUGE-L > {self.threshold} in every field: {hit[1]})", score=hit[0],
+                        neighbour=neighbour)
         what = "ROUGE-L" if self.field == "instruction" else f"{self.field} ROUGE-L"
-        return Drop(f"{what} {hit[0]:.3f} > {self.threshold} with {hit[1]!r}", score=hit[0])
+        return Drop(f"{what} {hit[0]:.3f} > {self.threshold} with {hit[1]!r}", score=hit[0], neighbour=neighbour)
 
 
 class ExactDuplicate(Rule):

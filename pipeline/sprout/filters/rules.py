@@ -24,6 +24,7 @@ class Drop:
     reason: str
     score: float | None = None
     rule: str | None = None
+    neighbour: dict | None = None  # what a near-duplicate matched: {"id": record id or None, "fields": {...}}
 
 
 class Rule:

@@ -22,7 +22,7 @@ GroupRule = Callable[[list[Record]], dict[int, str]]
 
 def _as_drop(verdict: str | Drop, rule_name: str) -> Drop:
     if isinstance(verdict, Drop):
-        return verdict if verdict.rule else Drop(verdict.reason, verdict.score, rule_name)
+        return verdict if verdict.rule else Drop(verdict.reason, verdict.score, rule_name, verdict.neighbour)
     return Drop(verdict, rule=rule_name)
 
 
@@ -135,6 +135,7 @@ class FilterStage:
         for rule in self.rules:
             rule.accepted(record)
         self.counts.accepted += 1
+        record.lineage.stage = self.name
         accepted.append(record)
 
     def _reject(self, drop: Drop, record: Record) -> Rejection:
@@ -142,7 +143,8 @@ class FilterStage:
         # after the rule it comes from.
         parent = next((name for name in self._registered if drop.rule.startswith(f"{name}:")), None)
         self.counts.tally(drop.rule, checked=0 if drop.rule in self._registered else 1, dropped=1, after=parent)
-        return Rejection(rule=drop.rule, reason=drop.reason, record=record, score=drop.score)
+        return Rejection(rule=drop.rule, reason=drop.reason, record=record, score=drop.score, stage=self.name,
+                         neighbour=drop.neighbour)
 
     def seed_dedup(self, items: list, field: str = "instruction") -> None:
         """Start the pool of every dedup rule on `field` with these (e.g. the seed instructions): candidates must
@@ -159,7 +161,7 @@ class FilterStage:
         """Count a drop decided outside the rules (a parse failure) so the funnel adds up."""
         self.counts.entered += 1
         self.counts.tally(rule, checked=1, dropped=1, before=self._first)
-        return Rejection(rule=rule, reason=reason, record=record)
+        return Rejection(rule=rule, reason=reason, record=record, stage=self.name)
 
     def revoke(self, rule: str, reason: str, record: Record) -> Rejection:
         """Turn an accepted record into a reject decided later (e.g. its task went over the target); the dedup
@@ -168,4 +170,4 @@ class FilterStage:
             stateful.forget(record)
         self.counts.accepted -= 1
         self.counts.tally(rule, checked=1, dropped=1)
-        return Rejection(rule=rule, reason=reason, record=record)
+        return Rejection(rule=rule, reason=reason, record=record, stage=self.name)
