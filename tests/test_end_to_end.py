@@ -196,7 +196,10 @@ def test_inspect_page_in_headless_chromium(run, tmp_path):
     server = subprocess.Popen([sys.executable, "-m", "sprout", "inspect", str(work)], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     try:
-        url = server.stdout.readline().split()[2]
+        first_line = server.stdout.readline()
+        assert first_line.startswith("sprout inspect: http://127.0.0.1:"), (first_line, server.poll() is not None
+                                                                             and server.stderr.read()[-2000:])
+        url = first_line.split()[2]
         with chromium_page() as (page, problems):
             page.goto(url)
             page.wait_for_selector("body[data-loaded]")

@@ -158,16 +158,19 @@ def test_word_diff_sides_spell_out_both_texts(before, after):
 
 def test_marks_last_line_wins_null_clears_and_a_torn_line_is_skipped(tmp_path):
     path = tmp_path / "marks.jsonl"
-    append_mark(path, "a", "bad", "off topic")
-    append_mark(path, "b", "good")
-    append_mark(path, "a", "good", "fine after all")
-    append_mark(path, "b", None)
+    append_mark(path, "a", "accepted", "bad", "off topic")
+    append_mark(path, "b", "rejected", "good")
+    append_mark(path, "a", "accepted", "good", "fine after all")
+    append_mark(path, "b", "rejected", None)
     with open(path, "a") as handle:
         handle.write('{"id": "c", "ma')  # a kill mid-write
-    append_mark(path, "d", "bad")  # starts its own line
+    append_mark(path, "d", "rejected", "bad")  # starts its own line
+    with open(path, "a") as handle:
+        handle.write('{"id": "e", "mark": "good"}\n')  # by hand, no status: both sides
     marks = read_marks(path)
-    assert {i: m["mark"] for i, m in marks.items()} == {"a": "good", "d": "bad"}
-    assert marks["a"]["note"] == "fine after all"
+    assert {k: m["mark"] for k, m in marks.items()} == {
+        ("a", "accepted"): "good", ("d", "rejected"): "bad", ("e", "accepted"): "good", ("e", "rejected"): "good"}
+    assert marks[("a", "accepted")]["note"] == "fine after all"
     path.write_text('{"id": "x", "mark": "maybe"}\n')
     with pytest.raises(UserError, match=r"marks.jsonl:1: mark 'maybe'"):
         read_marks(path)
@@ -176,17 +179,18 @@ def test_marks_last_line_wins_null_clears_and_a_torn_line_is_skipped(tmp_path):
 def test_curate_removes_bad_adds_good_rejects_and_reports_it(run_dir, tmp_path):
     path, made = run_dir
     marks = tmp_path / "m.jsonl"
-    append_mark(marks, made["pairs"][0].id, "bad", "label is wrong")
-    append_mark(marks, made["near"].id, "good")  # a rouge_l reject rescued
-    append_mark(marks, made["root"].id, "good")  # agrees with the run
-    append_mark(marks, "0123456789abcdef", "bad")  # another run's record
+    append_mark(marks, made["pairs"][0].id, "accepted", "bad", "label is wrong")
+    append_mark(marks, made["near"].id, "rejected", "good")  # a rouge_l reject rescued
+    append_mark(marks, made["root"].id, "accepted", "good")  # agrees with the run
+    append_mark(marks, "0123456789abcdef", "accepted", "bad")  # another run's record
     out = tmp_path / "curated.jsonl"
     report = curate(path, marks, out)
     ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
     assert made["pairs"][0].id not in ids and ids[-1] == made["near"].id and len(ids) == len(set(ids)) == 6
     assert (report["removed"], report["added"], report["marks_unmatched"]) == (1, 1, 1)
     assert report["removed_by_generator"] == {"pair_synthesis": 1} and report["added_by_rule"] == {"rouge_l": 1}
-    assert report["confirmed"]["good_accepted"] == 1 and report["notes"] == {made["pairs"][0].id: "label is wrong"}
+    assert report["confirmed"]["good_accepted"] == 1
+    assert report["notes"] == {f"{made['pairs'][0].id} (accepted)": "label is wrong"}
     assert json.loads((tmp_path / "curated.jsonl.report.json").read_text())["written"] == 6
     assert "added back from the rejects (marked good): 1" in (tmp_path / "curated.jsonl.report.md").read_text()
     with pytest.raises(UserError, match="exists"):
@@ -216,9 +220,9 @@ def test_the_audit_draws_per_rule_and_per_generator_and_measures_precision(run_d
     assert audit.load_or_draw(path, conn, 1, seed=3) == sample  # kept in audit.json, not redrawn
     full = audit.draw_sample(conn, 10)
     assert len(full["drawn"]) == 9  # fewer than N in a stratum: all of it
-    marks = {d["id"]: {"mark": "bad"} for d in full["drawn"] if d["stratum"] == "rule:rouge_l"}
-    marks[made["pairs"][1].id] = {"mark": "bad"}
-    marks[made["pairs"][0].id] = {"mark": "good"}
+    marks = {(d["id"], "rejected"): {"mark": "bad"} for d in full["drawn"] if d["stratum"] == "rule:rouge_l"}
+    marks[(made["pairs"][1].id, "accepted")] = {"mark": "bad"}
+    marks[(made["pairs"][0].id, "accepted")] = {"mark": "good"}
     report = audit.audit_report(full, marks)
     rouge = next(r for r in report["rules"] if r["name"] == "rouge_l")
     assert (rouge["marked"], rouge["bad"], rouge["precision"]) == (2, 2, 1.0) and rouge["ci95"][1] == 1.0
@@ -245,10 +249,24 @@ def test_the_api_serves_rows_details_and_saves_marks_to_disk(run_dir):
         rows = get("/api/rows?status=rejected&rule=rouge_l&limit=1")
         assert rows["total"] == 2 and len(rows["rows"]) == 1
         detail = get(f"/api/row/{rows['rows'][0]['rowid']}")
-        request = urllib.request.Request(base + "/api/mark", json.dumps(
-            {"id": detail["id"], "mark": "good", "note": "kept on purpose"}).encode(), method="POST")
+        body = json.dumps({"id": detail["id"], "status": "rejected", "mark": "good", "note": "kept on purpose"})
+        request = urllib.request.Request(base + "/api/mark", body.encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
         assert json.loads(urllib.request.urlopen(request, timeout=10).read())["mark"] == "good"
-        assert read_marks(marks_path)[detail["id"]]["note"] == "kept on purpose"  # on disk
+        assert read_marks(marks_path)[(detail["id"], "rejected")]["note"] == "kept on purpose"  # on disk
+        # Another web page cannot write marks (a form post, or a fetch from its origin) nor read the run through a
+        # hostname it rebound to 127.0.0.1.
+        for headers in ({"Content-Type": "text/plain"},
+                        {"Content-Type": "application/json", "Origin": "http://evil.example"}):
+            forged = urllib.request.Request(base + "/api/mark", body.encode(), method="POST", headers=headers)
+            with pytest.raises(urllib.error.HTTPError) as caught:
+                urllib.request.urlopen(forged, timeout=10)
+            assert caught.value.code == 403
+        rebound = urllib.request.Request(base + "/api/summary", headers={"Host": "evil.example"})
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(rebound, timeout=10)
+        assert caught.value.code == 403
+        assert len(read_marks(marks_path)) == 1
         assert get("/api/rows?mark=good")["total"] == 1 and get("/api/rows?mark=unmarked")["total"] == 8
         for bad in ("/static/../run_index.py", "/api/row/999999", "/nothing"):
             with pytest.raises(urllib.error.HTTPError) as caught:
@@ -263,7 +281,7 @@ def test_the_api_serves_rows_details_and_saves_marks_to_disk(run_dir):
 
 def test_sqlite_export_opens_with_views_full_text_search_and_marks(run_dir, tmp_path):
     path, made = run_dir
-    append_mark(path / "marks.jsonl", made["root"].id, "good", "a fine seed-like task")
+    append_mark(path / "marks.jsonl", made["root"].id, "accepted", "good", "a fine seed-like task")
     db = tmp_path / "run.db"
     result = sprout("inspect", str(path), "--sqlite", str(db))
     assert result.returncode == 0, result.stderr
@@ -274,7 +292,8 @@ def test_sqlite_export_opens_with_views_full_text_search_and_marks(run_dir, tmp_
                         "WHERE rows_fts MATCH 'ocean'").fetchall()
     assert hits == [(made["near"].id,)]
     assert conn.execute("SELECT COUNT(*) FROM edges WHERE relation = 'evolved_from'").fetchone()[0] == 3
-    assert conn.execute("SELECT mark, note FROM marks").fetchall() == [("good", "a fine seed-like task")]
+    assert conn.execute("SELECT status, mark, note FROM marks").fetchall() == [("accepted", "good",
+                                                                                "a fine seed-like task")]
     assert not list(tmp_path.glob(".*building*"))
 
 
@@ -324,3 +343,35 @@ def test_a_filter_stage_writes_the_stage_and_the_near_duplicate_neighbour(dedup_
     else:
         assert set(near["neighbour"]["fields"]) == {"instruction", "input", "output"}
     assert Rejection.model_validate(near).neighbour == near["neighbour"]  # reads back
+
+
+def test_a_mark_holds_for_its_side_when_one_content_is_accepted_and_rejected(run_dir, tmp_path):
+    """An exact duplicate's reject has the kept record's id: "bad" on the duplicate (right to drop it) must leave
+    the kept one in, and the page's mark facet counts each side on its own."""
+    path, made = run_dir
+    duplicate = Rejection(rule="exact_duplicate", reason="exact duplicate of an accepted record", record=made["root"],
+                          stage="instances")
+    with open(path / "rejected.jsonl", "a") as handle:
+        handle.write("\n" + duplicate.to_json() + "\n")  # (after the torn line the fixture left)
+    marks = tmp_path / "m.jsonl"
+    append_mark(marks, made["root"].id, "rejected", "bad")
+    report = curate(path, marks, tmp_path / "out.jsonl")
+    assert report["removed"] == 0 and report["confirmed"]["bad_rejected"] == 1
+    assert made["root"].id in (tmp_path / "out.jsonl").read_text()
+    conn = open_index(path)
+    queries.Marks(conn, read_marks(marks))
+    assert queries.list_rows(conn, {}, mark="bad")["rows"][0]["status"] == "rejected"
+    assert queries.list_rows(conn, {}, mark="bad")["total"] == 1
+
+
+def test_lines_that_are_not_records_are_counted_not_fatal(run_dir):
+    path, _ = run_dir
+    with open(path / "examples.jsonl", "a") as handle:
+        handle.write('{"id": "x", "instruction": ["a", "list"], "lineage": {}}\n["not", "an", "object"]\n'
+                     '{"id": "y", "instruction": "fine", "lineage": "not a mapping"}\n')
+    (path / "report.json").write_text('{"examples": 6, "rej')  # torn
+    conn = open_index(path)
+    queries.Marks(conn, {})
+    summary = queries.run_summary(conn)
+    assert summary["accepted"] == 6 and summary["unreadable_lines"]["examples.jsonl"] == 3
+    assert summary["report"] == {} and summary["mismatches"] == []

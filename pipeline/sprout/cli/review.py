@@ -86,9 +86,9 @@ def _add_marks(path: Path, marks: dict) -> None:
     import sqlite3
 
     conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE marks (id TEXT PRIMARY KEY, mark TEXT, note TEXT, at TEXT)")
-    conn.executemany("INSERT INTO marks VALUES (?, ?, ?, ?)",
-                     [(i, m["mark"], m["note"], m["at"]) for i, m in marks.items()])
+    conn.execute("CREATE TABLE marks (id TEXT, status TEXT, mark TEXT, note TEXT, at TEXT, PRIMARY KEY (id, status))")
+    conn.executemany("INSERT INTO marks VALUES (?, ?, ?, ?, ?)",
+                     [(i, status, m["mark"], m["note"], m["at"]) for (i, status), m in marks.items()])
     conn.commit()
     conn.close()
 

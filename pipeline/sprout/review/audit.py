@@ -70,7 +70,12 @@ def load_or_draw(run_dir: Path, conn, n: int, seed: int = 0) -> dict:
 
 def load_sample(run_dir: Path) -> dict | None:
     path = Path(run_dir) / AUDIT_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        raise UserError(f"{path} is not JSON. Fix: delete it; --audit draws a new sample.") from None
 
 
 def sample_rowids(conn, sample: dict) -> list[int]:
@@ -78,6 +83,9 @@ def sample_rowids(conn, sample: dict) -> list[int]:
     rowids = []
     for item in sample["drawn"]:
         kind, value = item["stratum"].split(":", 1)
+        if kind not in ("rule", "generator"):  # audit.json is a file on disk: only these two name a column
+            raise UserError(f"audit.json: stratum {item['stratum']!r} is not rule:... or generator:.... Fix: delete "
+                            "audit.json; --audit draws a new sample.")
         status = "rejected" if kind == "rule" else "accepted"
         found = conn.execute(f"SELECT rowid FROM rows WHERE id = ? AND status = ? AND {kind} IS ? LIMIT 1",
                              (item["id"], status, value)).fetchone()
@@ -93,7 +101,8 @@ def audit_report(sample: dict, marks: dict[str, dict]) -> dict:
     for item in sample["drawn"]:
         entry = strata.setdefault(item["stratum"], {"drawn": 0, "marked": 0, "bad": 0})
         entry["drawn"] += 1
-        mark = marks.get(item["id"], {}).get("mark")
+        side = "rejected" if item["stratum"].startswith("rule:") else "accepted"
+        mark = marks.get((item["id"], side), {}).get("mark")
         entry["marked"] += mark is not None
         entry["bad"] += mark == "bad"
     rules, generators = [], []

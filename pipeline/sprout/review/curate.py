@@ -2,9 +2,9 @@
 minus those marked bad, plus rejected records marked good (in file order: accepted first, then the rescued
 rejects) — and a report of what the marks changed (OUT.report.json and .md beside OUT).
 
-A mark applies to every row with its content id. A rejected record marked good that is also accepted (the same
-content dropped once, accepted elsewhere) is not added twice. Marks whose id is in neither file are counted and
-listed: marks made on another run, or on records this run no longer makes."""
+A mark applies to the rows with its content id on its side (accepted or rejected; see marks.py). A rejected record
+marked good that is also accepted (the same content dropped once, accepted elsewhere) is not added twice. Marks on
+no row of this run are counted and listed: marks made on another run, or on records this run no longer makes."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def _read_jsonl(path: Path, rejected: bool) -> list[dict]:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a torn last line of a killed run: no record (the report counts it as unreadable)
-            record = row.get("record") if rejected else row
+            record = row.get("record") if rejected and isinstance(row, dict) else row
             if isinstance(record, dict) and record.get("id"):
                 rows.append(row)
     return rows
@@ -46,29 +46,34 @@ def curate(run_dir: Path, marks_path: Path, out: Path, force: bool = False) -> d
     accepted = _read_jsonl(run_dir / "examples.jsonl", rejected=False)
     rejected = _read_jsonl(run_dir / "rejected.jsonl", rejected=True)
     accepted_ids = {r["id"] for r in accepted}
-    kept = [r for r in accepted if marks.get(r["id"], {}).get("mark") != "bad"]
-    removed = [r for r in accepted if marks.get(r["id"], {}).get("mark") == "bad"]
+
+    def mark(record_id: str, status: str) -> str | None:
+        return marks.get((record_id, status), {}).get("mark")
+
+    kept = [r for r in accepted if mark(r["id"], "accepted") != "bad"]
+    removed = [r for r in accepted if mark(r["id"], "accepted") == "bad"]
     rescued, seen = [], set(accepted_ids)
     for row in rejected:
         record = row["record"]
-        if marks.get(record["id"], {}).get("mark") == "good" and record["id"] not in seen:
+        if mark(record["id"], "rejected") == "good" and record["id"] not in seen:
             seen.add(record["id"])
             rescued.append(row)
-    known = accepted_ids | {r["record"]["id"] for r in rejected}
-    unmatched = sorted(i for i in marks if i not in known)
+    known = {(i, "accepted") for i in accepted_ids} | {(r["record"]["id"], "rejected") for r in rejected}
+    unmatched = sorted(f"{i} ({status})" for i, status in marks if (i, status) not in known)
     records = kept + [r["record"] for r in rescued]
     report = {
         "run_dir": str(run_dir), "marks": str(marks_path), "out": str(out),
         "accepted_before": len(accepted), "written": len(records),
         "removed": len(removed), "added": len(rescued),
         "removed_by_generator": dict(Counter(_generator(r) for r in removed).most_common()),
-        "added_by_rule": dict(Counter(r["rule"] for r in rescued).most_common()),
-        "confirmed": {"good_accepted": sum(1 for i in accepted_ids if marks.get(i, {}).get("mark") == "good"),
+        "added_by_rule": dict(Counter(r.get("rule") or "(none)" for r in rescued).most_common()),
+        "confirmed": {"good_accepted": sum(1 for i in accepted_ids if mark(i, "accepted") == "good"),
                       "bad_rejected": len({r["record"]["id"] for r in rejected
-                                           if marks.get(r["record"]["id"], {}).get("mark") == "bad"})},
+                                           if mark(r["record"]["id"], "rejected") == "bad"})},
         "marks_total": len(marks), "marks_unmatched": len(unmatched), "unmatched_ids": unmatched[:100],
         "removed_ids": [r["id"] for r in removed], "added_ids": [r["record"]["id"] for r in rescued],
-        "notes": {i: m["note"] for i, m in marks.items() if m.get("note") and i in known},
+        "notes": {f"{i} ({status})": m["note"] for (i, status), m in marks.items()
+                  if m.get("note") and (i, status) in known},
     }
     atomic_write(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     atomic_write(out.with_name(out.name + ".report.json"), json.dumps(report, indent=2, ensure_ascii=False) + "\n")

@@ -18,18 +18,19 @@ LIST_TEXT = 240  # characters of each text a list row carries; the detail view h
 class Marks:
     """The marks the page shows, kept in a table of the index so facets and filters can join them."""
 
-    def __init__(self, conn: sqlite3.Connection, marks: dict[str, dict]):
+    def __init__(self, conn: sqlite3.Connection, marks: dict[tuple[str, str], dict]):
         self.conn = conn
-        conn.execute("CREATE TEMP TABLE IF NOT EXISTS marks (id TEXT PRIMARY KEY, mark TEXT, note TEXT)")
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS marks (id TEXT, status TEXT, mark TEXT, note TEXT, "
+                     "PRIMARY KEY (id, status))")
         conn.execute("DELETE FROM temp.marks")
-        conn.executemany("INSERT INTO temp.marks VALUES (?, ?, ?)",
-                         [(i, m["mark"], m["note"]) for i, m in marks.items()])
+        conn.executemany("INSERT INTO temp.marks VALUES (?, ?, ?, ?)",
+                         [(i, status, m["mark"], m["note"]) for (i, status), m in marks.items()])
 
-    def set(self, record_id: str, mark: str | None, note: str) -> None:
+    def set(self, record_id: str, status: str, mark: str | None, note: str) -> None:
         if mark is None:
-            self.conn.execute("DELETE FROM temp.marks WHERE id = ?", (record_id,))
+            self.conn.execute("DELETE FROM temp.marks WHERE id = ? AND status = ?", (record_id, status))
         else:
-            self.conn.execute("INSERT OR REPLACE INTO temp.marks VALUES (?, ?, ?)", (record_id, mark, note))
+            self.conn.execute("INSERT OR REPLACE INTO temp.marks VALUES (?, ?, ?, ?)", (record_id, status, mark, note))
 
 
 def fts_query(text: str) -> str:
@@ -60,10 +61,11 @@ def where_clause(filters: dict[str, list[str]], search: str = "", mark: str | No
         parts.append("rows.rowid IN (SELECT rowid FROM rows_fts WHERE rows_fts MATCH ?)")
         params.append(query)
     if mark in ("good", "bad"):
-        parts.append("rows.id IN (SELECT id FROM temp.marks WHERE mark = ?)")
+        parts.append("EXISTS (SELECT 1 FROM temp.marks AS m WHERE m.id = rows.id AND m.status = rows.status "
+                     "AND m.mark = ?)")
         params.append(mark)
     elif mark == "unmarked":
-        parts.append("rows.id NOT IN (SELECT id FROM temp.marks)")
+        parts.append("NOT EXISTS (SELECT 1 FROM temp.marks AS m WHERE m.id = rows.id AND m.status = rows.status)")
     if rowids is not None:
         parts.append("rows.rowid IN (SELECT value FROM json_each(?))")
         params.append(json.dumps(rowids))
@@ -76,10 +78,11 @@ def list_rows(conn, filters: dict[str, list[str]], search: str = "", mark: str |
     total = conn.execute(f"SELECT COUNT(*) FROM rows{where}", params).fetchone()[0]
     limit = max(1, min(limit, PAGE_MAX))
     found = conn.execute(
-        f"SELECT rows.rowid AS rowid, rows.id, status, generator, operation, round, stage, rule, score, label, "
+        f"SELECT rows.rowid AS rowid, rows.id, rows.status, generator, operation, round, stage, rule, score, label, "
         f"substr(instruction, 1, {LIST_TEXT}) AS instruction, substr(input, 1, {LIST_TEXT}) AS input, "
         f"substr(output, 1, {LIST_TEXT}) AS output, marks.mark AS mark, marks.note AS note "
-        f"FROM rows LEFT JOIN temp.marks AS marks ON marks.id = rows.id{where} ORDER BY rows.rowid LIMIT ? OFFSET ?",
+        f"FROM rows LEFT JOIN temp.marks AS marks ON marks.id = rows.id AND marks.status = rows.status{where} "
+        f"ORDER BY rows.rowid LIMIT ? OFFSET ?",
         [*params, limit, max(0, offset)]).fetchall()
     return {"total": total, "offset": offset, "rows": [dict(r) for r in found],
             "facets": facet_counts(conn, filters, search, mark, rowids)}
@@ -94,7 +97,7 @@ def facet_counts(conn, filters, search="", mark=None, rowids=None) -> dict[str, 
         counts[facet] = [["(none)" if value is None else str(value), n] for value, n in found]
     where, params = where_clause(filters, search, None, rowids)
     marked = conn.execute(f"SELECT COALESCE(marks.mark, 'unmarked'), COUNT(*) FROM rows LEFT JOIN temp.marks AS marks "
-                          f"ON marks.id = rows.id{where} GROUP BY 1", params).fetchall()
+                          f"ON marks.id = rows.id AND marks.status = rows.status{where} GROUP BY 1", params).fetchall()
     counts["mark"] = [[value, n] for value, n in marked]
     return counts
 
@@ -127,7 +130,8 @@ def _mismatches(totals: dict, rules: dict, expected: dict) -> list[str]:
 
 def row_detail(conn, rowid: int) -> dict | None:
     row = conn.execute("SELECT rows.*, rows.rowid AS rowid, marks.mark AS mark, marks.note AS note FROM rows "
-                       "LEFT JOIN temp.marks AS marks ON marks.id = rows.id WHERE rows.rowid = ?", (rowid,)).fetchone()
+                       "LEFT JOIN temp.marks AS marks ON marks.id = rows.id AND marks.status = rows.status "
+                       "WHERE rows.rowid = ?", (rowid,)).fetchone()
     if row is None:
         return None
     detail = {key: row[key] for key in row.keys() if key not in ("record", "neighbour")}
@@ -137,6 +141,9 @@ def row_detail(conn, rowid: int) -> dict | None:
     detail["chain"] = _ancestors(conn, row)
     detail["children"] = [_brief(conn, r) for r in conn.execute(
         "SELECT rowid, * FROM rows WHERE parent_id = ? ORDER BY rowid LIMIT 50", (row["id"],))]
+    root = conn.execute("SELECT rowid FROM rows WHERE id = ? ORDER BY status = 'accepted' DESC LIMIT 1",
+                        (row["root_id"],)).fetchone() if row["root_id"] else None
+    detail["root_rowid"] = root[0] if root else None
     detail["contexts"] = [p for (p,) in conn.execute(
         "SELECT parent FROM edges WHERE child = ? AND relation = 'context'", (row["id"],))]
     return detail

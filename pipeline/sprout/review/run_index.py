@@ -102,7 +102,10 @@ def build_index(run_dir: Path, target: Path) -> Path:
             conn.execute(statement)
         conn.execute("INSERT INTO rows_fts(rows_fts) VALUES ('rebuild')")
         report_path = run_dir / "report.json"
-        report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else None
+        try:
+            report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else None
+        except json.JSONDecodeError:
+            report = None  # a torn report.json: the page says "no report.json" rather than failing
         for key, value in (("fingerprint", stamp), ("run_dir", str(run_dir.resolve())), ("report", report),
                            ("unreadable_lines", unreadable)):
             conn.execute("INSERT INTO meta VALUES (?, ?)", (key, json.dumps(value, ensure_ascii=False)))
@@ -123,13 +126,12 @@ def _load(conn: sqlite3.Connection, path: Path, status: str) -> int:
             try:
                 row = json.loads(line)
                 record = row["record"] if status == "rejected" else row
-                if not isinstance(record, dict):
-                    raise TypeError
-            except (json.JSONDecodeError, KeyError, TypeError):
-                unreadable += 1
+                columns, found = _columns(row, record, status, path.name, number), _edges(record)
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError):
+                unreadable += 1  # torn by a kill, or not a sprout record: counted, shown in the summary
                 continue
-            rows.append(_columns(row, record, status, path.name, number))
-            edges.extend(_edges(record))
+            rows.append(columns)
+            edges.extend(found)
             if len(rows) >= 5000:
                 _insert(conn, rows, edges)
     _insert(conn, rows, edges)
@@ -137,19 +139,30 @@ def _load(conn: sqlite3.Connection, path: Path, status: str) -> int:
 
 
 def _columns(row: dict, record: dict, status: str, file: str, line: int) -> tuple:
+    """The row's columns; a field of the wrong type (a list where text belongs) raises TypeError."""
     lineage = record.get("lineage") or {}
     parents = lineage.get("parent_ids") or []
     evolved = lineage.get("generator") in EVOLVING and parents
     neighbour = row.get("neighbour") if status == "rejected" else None
     stage = row.get("stage") if status == "rejected" else lineage.get("stage")
-    return (record.get("id") or "", status, file, line, lineage.get("generator"), lineage.get("operation"),
-            lineage.get("round"), stage, row.get("rule") if status == "rejected" else None,
-            row.get("reason") if status == "rejected" else None, row.get("score") if status == "rejected" else None,
-            record.get("label"), record.get("kind"), lineage.get("task_id"), parents[0] if evolved else None,
-            lineage.get("root_id"), (neighbour or {}).get("id"),
-            json.dumps(neighbour, ensure_ascii=False) if neighbour else None,
-            record.get("instruction") or "", record.get("input") or "", record.get("output") or "",
-            record.get("raw"), json.dumps(record, ensure_ascii=False))
+    columns = (record.get("id") or "", status, file, line, lineage.get("generator"), lineage.get("operation"),
+               lineage.get("round"), stage, row.get("rule") if status == "rejected" else None,
+               row.get("reason") if status == "rejected" else None,
+               row.get("score") if status == "rejected" else None,
+               record.get("label"), record.get("kind"), lineage.get("task_id"), parents[0] if evolved else None,
+               lineage.get("root_id"), (neighbour or {}).get("id"),
+               json.dumps(neighbour, ensure_ascii=False) if neighbour else None,
+               *(_text(record.get(f)) for f in ("instruction", "input", "output")), record.get("raw"),
+               json.dumps(record, ensure_ascii=False))
+    if not all(value is None or isinstance(value, (str, int, float)) for value in columns):
+        raise TypeError(f"{file}:{line}: a field of the wrong type")
+    return columns
+
+
+def _text(value) -> str:
+    if value is not None and not isinstance(value, str):
+        raise TypeError("not text")
+    return value or ""
 
 
 def _edges(record: dict) -> list[tuple[str, str, str]]:

@@ -17,10 +17,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 from sprout.review import audit, queries
-from sprout.review.marks import MARKS, append_mark, read_marks
+from sprout.review.marks import MARKS, STATUSES, append_mark, read_marks
 from sprout.review.run_index import FACETS
 
 STATIC = Path(__file__).parent / "static"
+PAGE_FILES = ("index.html", "app.js", "app.css")
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8"}
 
@@ -57,16 +58,18 @@ class Inspector:
             return queries.find_rows(self.conn, prefix)
 
     def mark(self, body: dict) -> dict:
-        record_id, mark, note = body.get("id"), body.get("mark"), str(body.get("note") or "")[:2000]
-        if not isinstance(record_id, str) or not record_id or (mark is not None and mark not in MARKS):
-            raise ValueError("a mark needs an id and mark good, bad or null")
+        record_id, status, mark = body.get("id"), body.get("status"), body.get("mark")
+        note = str(body.get("note") or "")[:2000]
+        if not isinstance(record_id, str) or not record_id or status not in STATUSES or \
+                (mark is not None and mark not in MARKS):
+            raise ValueError("a mark needs an id, a status (accepted or rejected) and mark good, bad or null")
         with self.lock:
-            saved = append_mark(self.marks_path, record_id, mark, note)  # on disk before the page hears "saved"
+            saved = append_mark(self.marks_path, record_id, status, mark, note)  # on disk before the page hears
             if mark is None:
-                self.marks.pop(record_id, None)
+                self.marks.pop((record_id, status), None)
             else:
-                self.marks[record_id] = {"mark": mark, "note": note, "at": saved["at"]}
-            self.marks_table.set(record_id, mark, note)
+                self.marks[(record_id, status)] = {"mark": mark, "note": note, "at": saved["at"]}
+            self.marks_table.set(record_id, status, mark, note)
         return saved
 
     def audit_report(self) -> dict | None:
@@ -76,7 +79,7 @@ class Inspector:
 
 def _int(params: dict, key: str, default: int) -> int:
     try:
-        return int(params.get(key, [default])[0])
+        return max(0, min(int(params.get(key, [default])[0]), 2**62))  # SQLite integers are 64-bit
     except ValueError:
         return default
 
@@ -87,7 +90,17 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):  # noqa: A002 - the stdlib's name; quiet: the page polls nothing
         pass
 
+    def _local(self) -> bool:
+        """Only this machine's own page: a request naming another host (a web page that rebound its name to
+        127.0.0.1) or, for a write, coming from another origin is refused."""
+        port = self.server.server_address[1]
+        allowed = {f"127.0.0.1:{port}", f"localhost:{port}"}
+        origin = self.headers.get("Origin")
+        return self.headers.get("Host") in allowed and (origin is None or origin.removeprefix("http://") in allowed)
+
     def do_GET(self):  # noqa: N802 - the stdlib's name
+        if not self._local():
+            return self._json({"error": "forbidden"}, 403)
         url = urlparse(self.path)
         params = parse_qs(url.query)
         path = url.path
@@ -95,28 +108,31 @@ class Handler(BaseHTTPRequestHandler):
             return self._file(STATIC / "index.html")
         if path.startswith("/static/"):
             name = path.removeprefix("/static/")
-            target = STATIC / name
-            if "/" in name or not target.is_file():
+            if name not in PAGE_FILES:
                 return self._json({"error": "not found"}, 404)
-            return self._file(target)
+            return self._file(STATIC / name)
         routes = {"/api/summary": lambda: self.inspector.summary(), "/api/rows": lambda: self.inspector.rows(params),
                   "/api/find": lambda: self.inspector.find(params.get("id", [""])[0]),
                   "/api/audit": lambda: self.inspector.audit_report()}
         if path in routes:
             return self._json(routes[path]())
-        if path.startswith("/api/row/") and path.removeprefix("/api/row/").isdigit():
+        if path.startswith("/api/row/") and path.removeprefix("/api/row/").isdigit() and len(path) < 28:
             found = self.inspector.row(int(path.removeprefix("/api/row/")))
             return self._json(found, 200 if found else 404)
         return self._json({"error": "not found"}, 404)
 
     def do_POST(self):  # noqa: N802
+        if not self._local() or not (self.headers.get("Content-Type") or "").startswith("application/json"):
+            return self._json({"error": "forbidden"}, 403)  # a form post from elsewhere cannot send JSON unasked
         if urlparse(self.path).path != "/api/mark":
             return self._json({"error": "not found"}, 404)
         try:
             length = int(self.headers.get("Content-Length") or 0)
+            if length > 65536:
+                raise ValueError("a mark is small; this request is not one")
             body = json.loads(self.rfile.read(length) or b"{}")
             return self._json(self.inspector.mark(body))
-        except (ValueError, AttributeError) as exc:
+        except (ValueError, AttributeError, OverflowError) as exc:
             return self._json({"error": str(exc)}, 400)
 
     def _file(self, path: Path):

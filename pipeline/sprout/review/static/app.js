@@ -109,14 +109,24 @@ function renderRows() {
   $("next").disabled = last >= state.total;
 }
 
+let showing = 0;
+async function show(rowid) {
+  // The detail pane shows the last row asked for: an earlier answer that arrives late is dropped, and until the
+  // answer is in, state.detail is null, so a mark key pressed meanwhile marks nothing rather than the row before.
+  const ticket = ++showing;
+  state.detail = null;
+  const detail = await api(`/api/row/${rowid}`);
+  if (ticket !== showing) return;
+  state.detail = detail;
+  renderDetail(detail);
+}
+
 async function select(i) {
   if (i < 0 || i >= state.rows.length) return;
   state.selected = i;
   for (const tr of $("rows").children) tr.classList.toggle("selected", Number(tr.dataset.rowid) === state.rows[i].rowid);
   $("rows").children[i].scrollIntoView({ block: "nearest" });
-  const detail = await api(`/api/row/${state.rows[i].rowid}`);
-  state.detail = detail;
-  renderDetail(detail);
+  await show(state.rows[i].rowid);
 }
 
 function diffView(segments) {
@@ -179,7 +189,7 @@ function renderDetail(d) {
   }
   const L = d.lineage || {};
   if (L.seed_ids && L.seed_ids.length) lineage.append(el("div", {}, `seeds: ${L.seed_ids.join(", ")}`));
-  if (L.root_id) lineage.append(el("div", {}, "root: ", walkLink(L.root_id, null, L.root_id)));
+  if (L.root_id) lineage.append(el("div", {}, "root: ", walkLink(L.root_id, d.root_rowid, L.root_id)));
   if (d.contexts.length) lineage.append(el("div", {}, `shown in its prompt: ${d.contexts.join(", ")}`));
   if (L.prompts) lineage.append(el("div", { class: "prompts" }, "prompts: ",
     Object.entries(L.prompts).map(([name, hash]) => `${name} (${hash})`).join(", ")));
@@ -194,19 +204,18 @@ async function openRow(rowid, id) {
   // A row outside the current list (a parent, a child, a neighbour): show it, and find it in the list if it is there.
   const index = state.rows.findIndex((r) => r.rowid === rowid);
   if (index >= 0) return select(index);
-  state.detail = await api(`/api/row/${rowid}`);
-  renderDetail(state.detail);
+  await show(rowid);
 }
 
 async function mark(value) {
   const d = state.detail;
   if (!d) return;
   const note = $("note").value;
-  await api("/api/mark", { id: d.id, mark: value, note });
+  await api("/api/mark", { id: d.id, status: d.status, mark: value, note });
   d.mark = value; d.note = note;
-  for (const row of state.rows) if (row.id === d.id) { row.mark = value; row.note = note; }
+  for (const row of state.rows) if (row.id === d.id && row.status === d.status) { row.mark = value; row.note = note; }
   renderRows();
-  renderDetail(d);
+  if (state.detail === d) renderDetail(d); // unless another row was opened meanwhile
   document.body.dataset.marked = `${d.id}:${value}`;
   if (state.audit) refreshAudit();
 }
