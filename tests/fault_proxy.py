@@ -33,6 +33,9 @@ class Logged:
 @dataclass
 class FaultPlan:
     first: list[str] = field(default_factory=list)  # faults for the first requests, in order
+    # With `only_if`, `first` applies to the first requests whose body contains it (a request picked by what it
+    # asks, not by arrival order, which concurrency makes vary); the others pass.
+    only_if: str | None = None
     rate: float = 0.0  # after those: each request faults with this probability (a fault drawn from `kinds`)
     kinds: tuple[str, ...] = FAULTS
     seed: int = 0
@@ -43,10 +46,12 @@ class FaultPlan:
         self._rng = random.Random(self.seed)
         self._lock = threading.Lock()
 
-    def next(self) -> str:
+    def next(self, body: bytes = b"") -> str:
         with self._lock:
-            if self.first:
+            if self.first and (self.only_if is None or self.only_if.encode() in body):
                 return self.first.pop(0)
+            if self.only_if is not None:
+                return "ok"
             return self._rng.choice(self.kinds) if self._rng.random() < self.rate else "ok"
 
 
@@ -63,7 +68,7 @@ class FaultProxy(LoopbackProxy):
 
     def handle(self, request: BaseHTTPRequestHandler) -> None:
         body = request.rfile.read(int(request.headers.get("Content-Length") or 0))
-        fault = self.plan.next() if request.path.startswith("/v1/") else "ok"
+        fault = self.plan.next(body) if request.path.startswith("/v1/") else "ok"
         try:
             fields = tuple(sorted(json.loads(body))) if body else ()
         except ValueError:

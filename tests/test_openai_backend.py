@@ -245,10 +245,10 @@ def test_requests_failing_past_the_retry_budget_are_recorded_and_a_rerun_asks_ag
     # (a small run: a few failures are a large share, so the stop threshold is raised; the next test covers it)
     no_retries = ["--set", "backend.max_retries=0", "--set", "backend.set_aside_after=1",
                   "--set", "backend.set_aside_for=0", "--set", "backend.max_failure_rate=0.6"]
-    # Two requests fail for good, two ways: the 7th and 8th (the run's first six pass). Failures change the run's
-    # path (a lost list prompt means another list batch): placed where this seed's run needs the least extra work
-    # (6 s; on the first two requests, 168 s).
-    plan = FaultPlan(first=["ok"] * 6 + ["500", "drop"])
+    # Two requests fail for good, two ways: pair synthesis's first two (its first batch), picked by what they ask,
+    # not by arrival order (concurrency varies that). Failures change a run's path: a lost Self-Instruct list
+    # prompt means more list batches (~150 s of extra generation under this seed); a lost pair, another pair call.
+    plan = FaultPlan(first=["500", "drop"], only_if="You write realistic inputs")
     with FaultProxy(url.removesuffix("/v1"), plan) as proxy:
         faulty = data_run(tmp_path, f"{proxy.url}/v1", model, *no_retries)
         injected = sum(v for k, v in proxy.faults().items() if k != "ok")
