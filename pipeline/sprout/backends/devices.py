@@ -25,7 +25,7 @@ def gpu_driver_present() -> bool:
 
 def resolve_device(device: str, key: str = "device") -> str:
     """`auto` -> `cuda` or `cpu`; `cuda` (or `cuda:N`) on a machine without CUDA is a user error naming the key."""
-    if device == "auto" and "torch" not in sys.modules and not gpu_driver_present():
+    if device == "cpu" or (device == "auto" and "torch" not in sys.modules and not gpu_driver_present()):
         return "cpu"
     import torch
 
