@@ -44,8 +44,7 @@ def inspect(
         print(f"{sqlite}: open it with `datasette {sqlite}` (tables rows, edges, meta; views records, rejects; "
               "full-text search on rows).")
         return
-    conn = open_index(run_dir)
-    if audit_report:
+    if audit_report:  # the sample and the marks are enough: no index (seconds at 100k rows) to build
         sample = audits.load_sample(run_dir)
         if sample is None:
             raise UserError(f"{run_dir}: no audit sample yet. Fix: `sprout inspect {run_dir} --audit 20`, mark the "
@@ -58,6 +57,7 @@ def inspect(
         atomic_write(run_dir / "audit_report.md", text)
         print(text)
         return
+    conn = open_index(run_dir)
     sample = audits.load_or_draw(run_dir, conn, audit, audit_seed) if audit is not None else \
         audits.load_sample(run_dir)
     serve(run_dir, conn, marks_path, sample, port, open_browser)
