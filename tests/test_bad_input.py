@@ -508,7 +508,8 @@ def test_seed_text_with_jinja_reaches_the_model_verbatim_and_nothing_runs(tmp_pa
         assert seed.instruction in sent
     for payload in payloads(tmp_path):
         assert f"input {payload}" in sent  # instances too, shown as worked examples
-    assert "49" not in sent and "<class" not in sent  # nothing was evaluated
+    evaluated = sent.replace(str(tmp_path), "ROOT")  # the temporary folder's name may hold digits (pytest-49)
+    assert "49" not in evaluated and "<class" not in evaluated  # nothing was evaluated
     assert not (tmp_path / "pwned").exists()
     backend.close()
 
