@@ -14,6 +14,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sprout.config.loader import dump_resolved
 from sprout.core.errors import UserError
@@ -21,7 +22,9 @@ from sprout.datasets.chat_rows import split
 from sprout.io.jsonl import atomic_directory, atomic_write
 from sprout_trainer.config import TrainConfig
 from sprout_trainer.data import Tokenized, choose_template, read_conversations, tokenize
-from sprout_trainer.metrics import MetricsLog, plot_loss, real_token_share
+
+if TYPE_CHECKING:  # metrics imports transformers (and torch): loaded once the data has been read
+    from sprout_trainer.metrics import MetricsLog
 
 # What the saved adapter records as its base model: a portable name, never this machine's path.
 PORTABLE_IDS = {"embedded": "HuggingFaceTB/SmolLM2-135M-Instruct"}
@@ -127,6 +130,8 @@ class Prepared:
 
 
 def prepare(config: TrainConfig, checkpoints: Path, log=print) -> Prepared:
+    # The data first: a missing or malformed file is refused in a second, before torch, TRL and PEFT load (~5 s).
+    conversations = read_conversations(config.data, config.system_prompt)
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -142,7 +147,6 @@ def prepare(config: TrainConfig, checkpoints: Path, log=print) -> Prepared:
                         "instruction'; QLoRA needs CUDA). Fix: precision: auto, qlora: false.")
     if config.threads:
         torch.set_num_threads(config.threads)
-    conversations = read_conversations(config.data, config.system_prompt)
     model_dir = resolve_model(config.model, log=log)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token is None:
@@ -168,6 +172,8 @@ def prepare(config: TrainConfig, checkpoints: Path, log=print) -> Prepared:
                       target_modules=config.lora.target_modules, task_type="CAUSAL_LM")
     if config.init_adapter is not None:  # go on training an earlier stage's adapter: TRL takes the PeftModel as is
         model, lora = continued_adapter(model, config, log), None
+    from sprout_trainer.metrics import MetricsLog
+
     metrics = MetricsLog(out / "metrics.jsonl")
     args = training_arguments(config, device, checkpoints, has_eval=bool(val.rows))
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(train.rows),
@@ -182,6 +188,7 @@ def run_train(config: TrainConfig, log=print) -> dict:
     # Trainer scratch space outside out_dir: a run refused before training leaves no folder behind.
     with tempfile.TemporaryDirectory(prefix="sprout-checkpoints-") as checkpoints:
         run = prepare(config, Path(checkpoints), log)
+        from sprout_trainer.metrics import plot_loss, real_token_share
         trainer, train, val, metrics, out = run.trainer, run.train, run.val, run.metrics, run.out
         started = time.monotonic()
         result = trainer.train()
