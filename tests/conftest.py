@@ -122,3 +122,32 @@ def memo_server(server):
     url, model = server
     with MemoProxy(url.removesuffix("/v1")) as proxy:
         yield f"{proxy.url}/v1", model
+
+
+# A template set of our own, in a file of its own (not under prompts/flan/): three NLI templates, one of them
+# inverted, over the shipped NLI rows. For the tests that ask a model for new wordings of every template, three
+# templates prove what ten would at a third of the calls.
+SMALL_NLI_TEMPLATES = """\
+task: nli
+kind: classification
+data: seeds/flan/nli.jsonl
+label_field: label
+answer_choices: ["yes", "it is not possible to tell", "no"]
+templates:
+  - name: does_it_follow
+    instruction: "{{ premise }}\\n\\nDoes it follow that \\"{{ hypothesis }}\\"?\\n\\n{{ options }}"
+    output: "{{ answer }}"
+  - name: two_sentences
+    instruction: "Read the two sentences and say whether the second one is true if the first one is."
+    input: "First: {{ premise }}\\nSecond: {{ hypothesis }}\\n\\n{{ options }}"
+    output: "{{ answer }}"
+  - name: write_a_hypothesis
+    inverted: true
+    instruction: "Write a sentence that {{ answer }} this one: \\"{{ premise }}\\""
+    output: "{{ hypothesis }}"
+    answer_choices: ["follows from", "neither follows from nor contradicts", "contradicts"]
+"""
+
+
+def small_nli_templates(folder: Path) -> Path:
+    return write(folder / "my_nli.yaml", SMALL_NLI_TEMPLATES)

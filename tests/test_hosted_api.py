@@ -10,6 +10,7 @@ import pytest
 from sprout.backends.base import Sampling
 from sprout.backends.openai_compat import BackendRefused, OpenAIBackend
 from sprout.core.prompts import load_prompt
+from tests.conftest import small_nli_templates
 from tests.hosted_api_proxy import DOCUMENTED_CHAT_FIELDS, HostedChatProxy
 from tests.test_cli import sprout
 
@@ -151,8 +152,8 @@ def test_sprout_synth_evolve_and_templates_grow_run_through_a_chat_only_api(serv
         evolve = sprout("evolve", "--input", str(source), "--rounds", "1", "--out", str(tmp_path / "evolved"),
                         *options, "--set", "evol_instruct.sampling.max_tokens=48",
                         "--set", "evol_instruct.response_sampling.max_tokens=48")
-        grow = sprout("templates", "grow", "--task", "nli", "--variants", "1",  # short wordings: one per template
-                      "--out", str(tmp_path / "nli.grown.yaml"), *options, "--set", "sampling.max_tokens=48")
+        grow = sprout("templates", "grow", "--task", str(small_nli_templates(tmp_path)), "--variants", "1",
+                      *options, "--set", "sampling.max_tokens=48")  # three short wordings, one per template
     for result in (synth, evolve, grow):
         assert result.returncode == 0, result.stderr[-3000:]
     evolved = [json.loads(line) for name in ("examples.jsonl", "rejected.jsonl")

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.conftest import write
+from tests.conftest import small_nli_templates, write
 from tests.test_cli import sprout
 
 
@@ -27,16 +27,36 @@ def test_synth_makes_political_promise_pairs_with_the_asked_labels(tmp_path):
 
 @pytest.mark.slow
 def test_templates_grow_writes_checked_variants_for_review(tmp_path):
-    out = tmp_path / "nli.grown.yaml"
-    result = sprout("templates", "grow", "--task", "nli", "--variants", "1", "--out", str(out),
+    """A template file of the user's own (three templates: as many new wordings asked for as the shipped ten would
+    prove); the grown file lands beside it and, when anything was kept, is a template set `templates check` loads."""
+    templates = small_nli_templates(tmp_path)
+    result = sprout("templates", "grow", "--task", str(templates), "--variants", "1",
                     "--set", f"cache={tmp_path / 'cache.sqlite'}")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "of 10 new wordings kept" in result.stdout
+    assert "of 3 new wordings kept" in result.stdout
+    out = tmp_path / "my_nli.grown.yaml"
     rejects = [json.loads(line) for line in out.with_suffix(".rejected.jsonl").read_text().splitlines()]
     kept = int(result.stdout.split(" of ")[0])
-    assert kept + len(rejects) == 10  # every reply is either kept or a counted reject with its reason
+    assert kept + len(rejects) == 3  # every reply is either kept or a counted reject with its reason
     assert all(r["rule"] in {"parse", "placeholders", "template_rules", "rouge_l", "jinja"} for r in rejects)
     assert out.exists() == (kept > 0)
+    if kept:
+        check = sprout("templates", "check", str(out))
+        assert check.returncode == 0 and f"ok: {out}: {kept} templates" in check.stdout, check.stderr
+
+
+def test_templates_expand_a_template_file_of_ones_own(tmp_path):
+    templates = small_nli_templates(tmp_path)
+    result = sprout("templates", "expand", str(templates), "--all", "--out", str(tmp_path / "flan"))
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in (tmp_path / "flan" / "examples.jsonl").read_text().splitlines()]
+    assert len(rows) == 30 * 3
+    assert {r["lineage"]["task_id"] for r in rows} == {"flan:my_nli"}  # named after the file, not its path
+    assert {r["lineage"]["operation"] for r in rows} == {"my_nli/does_it_follow", "my_nli/two_sentences",
+                                                         "my_nli/write_a_hypothesis"}
+    missing = sprout("templates", "grow", "--task", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert f"no template file {tmp_path / 'nope.yaml'}" in " ".join(missing.stderr.split()), missing.stderr
 
 
 def test_synth_bad_task_spec_exits_2_and_writes_nothing(tmp_path):

@@ -91,7 +91,8 @@ def synth(
 
 
 def templates_check(
-    tasks: Annotated[list[str] | None, typer.Argument(help="Task names (default: every file in prompts/flan/).")]
+    tasks: Annotated[list[str] | None, typer.Argument(help="Task names or template files (.yaml); "
+                                                                    "default: every file in prompts/flan/.")]
     = None,
 ) -> None:
     """Load each template set with its data and check every template against it (placeholders, options block)."""
@@ -109,7 +110,8 @@ def templates_check(
 
 
 def templates_expand(
-    tasks: Annotated[list[str], typer.Argument(help="Task names under prompts/flan/ (e.g. sentiment nli).")],
+    tasks: Annotated[list[str], typer.Argument(help="Task names under prompts/flan/ (e.g. sentiment "
+                                                          "nli), or template files of yours (.yaml).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory.")] = Path("out/flan"),
     per_row: Annotated[int | None, typer.Option(min=1, help="Templates per row (default 3; 0 = all).")] = None,
     all_templates: Annotated[bool, typer.Option("--all", help="Every template for every row.")] = False,
@@ -132,7 +134,8 @@ def templates_expand(
 
 
 def templates_grow(
-    task: Annotated[str, typer.Option("--task", "-t", help="Task name under prompts/flan/.")],
+    task: Annotated[str, typer.Option("--task", "-t", help="Task name under prompts/flan/, or a template "
+                                                         "file of yours (.yaml).")],
     variants: Annotated[int | None, typer.Option(min=1, help="New wordings per template.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Default: prompts/flan/<task>.grown.yaml")] = None,
     config: Annotated[Path, typer.Option("--config", "-c")] = Path("configs/templates.yaml"),

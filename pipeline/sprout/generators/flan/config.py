@@ -18,7 +18,7 @@ FLAN_RULES = ["empty_output", "input_equals_output", "format_leak", "input_lengt
 class FlanTaskConfig(Strict):
     """One template set under prompts/flan/ and the rows it expands (by default the file its `data:` names)."""
 
-    task: str
+    task: str = Field(description="a task name under prompts/flan/, or the path of a template file (.yaml)")
     data: Path | None = Field(None, description="any datasets-loadable local file or saved dataset folder")
     split: str = "train"
     fields: dict[str, str] = Field(default_factory=dict, description="placeholder -> column of the data file")

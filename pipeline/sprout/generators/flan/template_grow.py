@@ -120,4 +120,6 @@ def write_grown(templates: TemplateSet, result: GrowResult, out: Path, force: bo
 
 
 def default_out(task: str) -> Path:
-    return load_template_set(task).path.with_name(f"{task}.grown.yaml")
+    """Beside the template file: prompts/flan/<task>.grown.yaml, or <your file's stem>.grown.yaml."""
+    templates = load_template_set(task)
+    return templates.path.with_name(f"{templates.name}.grown.yaml")

@@ -160,8 +160,17 @@ class TemplateSet:
         return None
 
 
+TEMPLATE_SUFFIXES = (".yaml", ".yml")
+
+
 def template_path(task: str, root: Path = PROMPTS_DIR / "flan") -> Path:
-    return root / f"{task}.yaml"
+    """A task name (a file under prompts/flan/), or the path of a template file of your own (it ends .yaml/.yml)."""
+    return Path(task) if task.endswith(TEMPLATE_SUFFIXES) else root / f"{task}.yaml"
+
+
+def task_name(task: str) -> str:
+    """What lineage and reports call the task: the name, or a template file's stem."""
+    return Path(task).stem if task.endswith(TEMPLATE_SUFFIXES) else task
 
 
 def load_template_set(task: str, root: Path = PROMPTS_DIR / "flan") -> TemplateSet:
@@ -191,7 +200,7 @@ def load_template_set(task: str, root: Path = PROMPTS_DIR / "flan") -> TemplateS
             problems.append(f"{path}:{line_of(root_node, ('templates', i))}: template {template.name!r}: {exc}")
     if problems:
         raise UserError(f"invalid template file {path}; nothing was run:", problems)
-    return TemplateSet(task, path, spec, hashlib.sha256(raw).hexdigest()[:12], text)
+    return TemplateSet(task_name(task), path, spec, hashlib.sha256(raw).hexdigest()[:12], text)
 
 
 def check_templates(templates: TemplateSet, fields: set[str]) -> None:
