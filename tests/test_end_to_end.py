@@ -17,7 +17,9 @@ def run(tmp_path_factory):
     base = tmp_path_factory.mktemp("e2e")
 
     def options(out: str, target: int) -> list[str]:
-        return ["--set", f"out_dir={base / out}", "--set", f"cache={base / 'cache.sqlite'}",
+        # seed 2: of seeds 0-5 and the default 42, the run whose half-size sample finds its tasks soonest (dry run
+        # 37 s against 55 s for 42; measured on one core)
+        return ["--set", "seed=2", "--set", f"out_dir={base / out}", "--set", f"cache={base / 'cache.sqlite'}",
                 "--set", f"generators.self_instruct.target={target}",
                 "--set", "generators.self_instruct.requests_per_batch=4",
                 "--set", "generators.self_instruct.tasks_per_batch=8",
