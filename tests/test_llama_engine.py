@@ -1,7 +1,8 @@
 """The llama.cpp engine on the real embedded model: its fast paths checked against slow ones and the reference.
 
-The fast paths are the prefix computed once and copied into each request's stream, continuous batching (a finished
-row's slot takes the next request mid-call) and the compaction that moves a stream into a gap. Each is checked
+The fast paths are the prefix computed once and copied into each request's stream, the longer prefix a group of
+requests shares copied from the member that computed it, continuous batching (a finished row's slot takes the next
+request mid-call) and the compaction that moves a stream into a gap. Each is checked
 where it could break: the logits of every step of every request are compared with the transformers model's (fp32,
 the engine sprout had before) on the same tokens, teacher-forced. A wrong KV cell, position or copy shows as a
 difference of whole units; f16/bf16 arithmetic by a few tenths.
@@ -63,6 +64,16 @@ def instance_prompts(tokenizer, count: int, shift: int = 0) -> list[list[int]]:
     return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
 
 
+def evolution_prompts(tokenizer, rows: list[str]) -> list[list[int]]:
+    """A real Evol-Instruct round: row i evolved by operation i mod 6, so the prompts share only the chat template's
+    first tokens call-wide, and each operation's ~140-token header within its group."""
+    from sprout.generators.evol_instruct.config import EVOL_OPERATIONS
+
+    texts = [tokenizer.apply_chat_template(load_prompt(f"evol/{EVOL_OPERATIONS[i % 6]}").render(instruction=row),
+                                           tokenize=False, add_generation_prompt=True) for i, row in enumerate(rows)]
+    return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+
+
 def run_logged(engine: LlamaEngine, prompts: list[list[int]], sampling: Sampling, first_seed: int = 7):
     """Run, keeping the logits of every step of every request (request i draws with seed first_seed + i)."""
     steps: dict[int, list] = {i: [] for i in range(len(prompts))}
@@ -87,12 +98,13 @@ def assert_matches_reference(reference, prompts, finished, steps) -> float:
 
 def test_every_step_of_a_batched_call_matches_the_reference_model(gguf, reference, tokenizer):
     """3 slots for 8 requests: requests wait, take freed slots mid-call, streams move down into gaps; the shared
-    header is computed once. Sampled (temperature 1) so rows end at different lengths: with these request seeds a
-    row ends early on both f16 and bf16 weights (of nine seed bases tried, 14 and 21 did so on both)."""
+    header is computed once. Sampled (temperature 1) so rows end at different lengths: with these request seeds
+    rows end early on both f16 and bf16 weights (of seed bases 0-39, admitted in token order, nine did so on both;
+    30 moved two streams on each)."""
     prompts = instance_prompts(tokenizer, 8)
     engine = LlamaEngine(gguf, threads=2, slots=3)
     finished, steps = run_logged(engine, prompts, Sampling(temperature=1.0, top_p=0.95, max_tokens=24, seed=3),
-                                 first_seed=14)
+                                 first_seed=30)
     assert len(engine.prefix) == common_prefix(prompts) > 200  # the header was shared
     assert engine.moves > 0  # rows ended out of order and streams moved down into the gaps
     assert len({len(row.tokens) for row in finished}) > 1 or all(r.finish_reason == "length" for r in finished)
@@ -115,19 +127,38 @@ def test_calls_one_after_another_each_with_its_own_prefix(gguf, reference, token
 
 def test_property_random_calls_against_the_reference(gguf, reference, tokenizer):
     """Random calls built to hit the boundaries: one prompt a prefix of another, identical prompts, a one-token
-    prompt, no shared prefix at all, more requests than slots."""
-    base = instance_prompts(tokenizer, 4, shift=3)
+    prompt, no shared prefix at all, more requests than slots; requests starting from another's stream."""
+    rows = [s.instruction for s in load_seeds(["seeds/general.jsonl"])[20:28]]
+    base = instance_prompts(tokenizer, 4, shift=3) + evolution_prompts(tokenizer, rows)  # two rows per operation 0, 1
     rng = random.Random(18)
     engine = LlamaEngine(gguf, threads=2, slots=2)
-    for _ in range(5):
+    for _ in range(8):
         prompts = []
-        for _ in range(rng.randint(1, 5)):
+        for _ in range(rng.randint(1, 6)):
             source = rng.choice(base)
             shape = rng.choice(["whole", "cut", "tail", "one"])
             prompts.append(source if shape == "whole" else source[:rng.randint(2, len(source))] if shape == "cut"
                            else source[rng.randint(1, len(source) - 2):] if shape == "tail" else source[:1])
         finished, steps = run_logged(engine, prompts, Sampling(temperature=0.8, max_tokens=5, seed=rng.randint(0, 99)))
         assert_matches_reference(reference, prompts, finished, steps)
+    assert engine.group_copies > 0
+
+
+def test_groups_of_a_mixed_call_share_their_prefixes_and_every_step_matches_the_reference(gguf, reference, tokenizer):
+    """Twelve rows, six operations, four slots: each operation's header is prefilled once (or again, when every
+    member that had it in its stream has ended before the next one is admitted), copied into the other members'
+    streams and cut back; members wait a pass for it. Sampled, so rows end at different times mid-call."""
+    rows = [s.instruction for s in load_seeds(["seeds/general.jsonl"])[:12]]
+    prompts = evolution_prompts(tokenizer, rows)
+    engine = LlamaEngine(gguf, threads=2, slots=4)
+    finished, steps = run_logged(engine, prompts, Sampling(temperature=1.0, top_p=0.95, max_tokens=12, seed=5))
+    assert len(engine.prefix) == common_prefix(prompts) < 10  # next to nothing is shared call-wide...
+    assert engine.group_copies >= 6  # ...but each operation's header within its rows (measured: 10 of 12 copied)
+    assert engine.prefilled < 0.6 * sum(map(len, prompts))  # (measured: 944 of 1,960 prompt tokens computed)
+    assert_matches_reference(reference, prompts, finished, steps)
+    slow = LlamaEngine(gguf, threads=2, slots=4, share_prefix=False)
+    run_logged(slow, prompts, Sampling(temperature=1.0, top_p=0.95, max_tokens=12, seed=5))
+    assert slow.prefilled == sum(map(len, prompts)) and slow.group_copies == 0
 
 
 def test_same_call_same_answers_whatever_ran_before(gguf, tokenizer):

@@ -10,7 +10,9 @@ llama.cpp runs the model as the GGUF it ships in, with C kernels; this module ad
   slot, prefilled in the same batch as the others' decode tokens.
 - **Shared prefix, computed once.** The tokens that all of a call's prompts start with (a prompt file's
   instructions and fixed examples: prompts put what they share first) are decoded once into a prefix sequence and
-  copied into each request's KV stream by `llama_memory_seq_cp` (a memory copy, no second prefill).
+  copied into each request's KV stream by `llama_memory_seq_cp` (a memory copy, no second prefill). Where a call
+  mixes prompt files (an Evol-Instruct round's six operations), a request copies instead the stream of a request in
+  flight that has more of its prompt computed, cut back to what they share (prefix_groups.py).
 - **A call's answers depend on the call alone.** Every call starts from an empty cache (cell placement, and so the
   order of float sums, would otherwise depend on the calls before), so a run resumed after kill -9 gets, for the
   calls it makes again, the answers the uninterrupted run got.
@@ -28,6 +30,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sprout.backends.prefix_groups import admission_order, common_prefix, pick_start
 
 PREFIX_SEQ = 0  # the sequence id holding the shared prefix; requests get 1..slots
 
@@ -51,6 +55,7 @@ class _Sequence:
     prompt: list[int]
     fed: int  # prompt tokens already in the KV cache (the shared prefix counts)
     sampler: object
+    waiting: bool = False  # for a request in flight to have more of its prompt computed (prefix_groups.py)
     generated: list[int] = field(default_factory=list)
 
     @property
@@ -68,18 +73,6 @@ def _silence_llama_log():
 
     llama_cpp.llama_log_set(drop, ctypes.c_void_p())
     return drop  # kept alive by the caller: ctypes would free a callback llama.cpp still calls
-
-
-def common_prefix(sequences: list[list[int]]) -> int:
-    """Length of the longest token prefix all sequences share."""
-    first = sequences[0]
-    length = min(len(s) for s in sequences)
-    for other in sequences[1:]:
-        n = 0
-        while n < length and other[n] == first[n]:
-            n += 1
-        length = n
-    return length
 
 
 class LlamaEngine:
@@ -101,6 +94,8 @@ class LlamaEngine:
         self.threads, self.slots, self.n_batch = threads, slots, n_batch
         self.share_prefix = share_prefix  # off: every request prefills its whole prompt (the tests' slow path)
         self.moves = 0  # streams moved into gaps (see _compact)
+        self.group_copies = 0  # requests that started from another request's stream
+        self.prefilled = 0  # prompt tokens computed (shared prefixes once): what sharing saves shows here
         self.on_logits: Callable | None = None  # (request index, step, logits as numpy) before each draw: for tests
         self.ctx = None
         self._new_context(stream_cells)
@@ -180,6 +175,7 @@ class LlamaEngine:
             chunk = tokens[start:start + self.n_batch]
             self._decode([(t, start + k, PREFIX_SEQ, False) for k, t in enumerate(chunk)])
         self.prefix = list(tokens)
+        self.prefilled += len(tokens)
         self.phase_seconds["prefill"] += time.perf_counter() - started
 
     def run(self, requests: list[Request], sampling, end_ids: set[int],
@@ -193,7 +189,7 @@ class LlamaEngine:
         if need > self.stream_cells:  # a request longer than a stream: streams big enough for it
             self._new_context(1 << (need - 1).bit_length())
         self._set_prefix(requests[0].tokens[:shared])
-        pending = deque(range(len(requests)))
+        pending = deque(admission_order([r.tokens for r in requests]) if self.share_prefix else range(len(requests)))
         active: dict[int, _Sequence] = {}  # by sequence id
         results: list[Finished | None] = [None] * len(requests)
         while pending or active:
@@ -202,10 +198,12 @@ class LlamaEngine:
                     break
                 if seq_id not in active:
                     index = pending.popleft()
-                    # Separate streams: the prefix sequence (exactly the shared tokens) is copied whole.
-                    self.lc.llama_memory_seq_cp(self.memory, PREFIX_SEQ, seq_id, -1, -1)
                     active[seq_id] = _Sequence(index, seq_id, requests[index].tokens, shared,
                                                self._sampler(sampling, requests[index].seed))
+                    self._fill(active[seq_id], active, shared)
+            for seq_id in sorted(active):
+                if active[seq_id].waiting:
+                    self._fill(active[seq_id], active, shared)
             started = time.perf_counter()
             entries, owners, prefill = self._step_entries(active)
             self._decode(entries)
@@ -227,6 +225,23 @@ class LlamaEngine:
                 self._compact(active)
         return results  # type: ignore[return-value]
 
+    def _fill(self, seq: _Sequence, active: dict[int, _Sequence], shared: int) -> None:
+        """Put a sequence's first prompt tokens in its stream: copied from the request in flight that has the most of
+        them computed (cut back to those: separate streams are copied whole), else the call-wide prefix; or wait a
+        pass for one in flight that is computing more of them."""
+        sources = [m for m in active.values() if m is not seq and not m.waiting] if self.share_prefix else []
+        start = pick_start(seq.prompt, shared, [(m.prompt, m.fed) for m in sources])
+        seq.waiting = start.wait
+        if start.wait:
+            return
+        if start.source is None:
+            self.lc.llama_memory_seq_cp(self.memory, PREFIX_SEQ, seq.seq_id, -1, -1)  # exactly the shared tokens
+            return
+        self.lc.llama_memory_seq_cp(self.memory, sources[start.source].seq_id, seq.seq_id, -1, -1)
+        self.lc.llama_memory_seq_rm(self.memory, seq.seq_id, start.length, -1)
+        seq.fed = start.length
+        self.group_copies += 1
+
     def _step_entries(self, active: dict[int, _Sequence]):
         """The next batch: one token for every decoding sequence, in sequence-id order, then prompt parts as the
         batch has room. llama.cpp batches the decode tokens of separate streams into one pass only when their
@@ -239,9 +254,10 @@ class LlamaEngine:
                 owners.append(seq)
         for seq_id in sorted(active):
             seq, room = active[seq_id], self.n_batch - len(entries)
-            if seq.decoding or room <= 0:
+            if seq.decoding or seq.waiting or room <= 0:
                 continue
             part = seq.prompt[seq.fed:seq.fed + room]
+            self.prefilled += len(part)
             last = seq.fed + len(part) == len(seq.prompt)
             entries += [(t, seq.fed + k, seq_id, last and k == len(part) - 1) for k, t in enumerate(part)]
             seq.fed += len(part)
