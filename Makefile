@@ -72,4 +72,5 @@ bench: setup
 	$(BIN)/python bench/bench_decode.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/generation.py
+	$(BIN)/python bench/prefix_sharing.py
 	$(BIN)/python bench/inspect.py

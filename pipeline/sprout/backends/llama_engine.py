@@ -79,7 +79,7 @@ class LlamaEngine:
     """One GGUF model and one llama.cpp context with a KV stream for each of `slots` sequences and the prefix."""
 
     def __init__(self, gguf: Path, threads: int, slots: int = 16, stream_cells: int = 2048, n_batch: int = 512,
-                 share_prefix: bool = True):
+                 share_prefix: bool = True, copy_in_flight: bool = True):
         import llama_cpp
 
         self.lc = llama_cpp
@@ -93,6 +93,7 @@ class LlamaEngine:
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
         self.threads, self.slots, self.n_batch = threads, slots, n_batch
         self.share_prefix = share_prefix  # off: every request prefills its whole prompt (the tests' slow path)
+        self.copy_in_flight = share_prefix and copy_in_flight  # off: the call-wide prefix only (bench's baseline)
         self.moves = 0  # streams moved into gaps (see _compact)
         self.group_copies = 0  # requests that started from another request's stream
         self.prefilled = 0  # prompt tokens computed (shared prefixes once): what sharing saves shows here
@@ -189,7 +190,7 @@ class LlamaEngine:
         if need > self.stream_cells:  # a request longer than a stream: streams big enough for it
             self._new_context(1 << (need - 1).bit_length())
         self._set_prefix(requests[0].tokens[:shared])
-        pending = deque(admission_order([r.tokens for r in requests]) if self.share_prefix else range(len(requests)))
+        pending = deque(admission_order([r.tokens for r in requests]) if self.copy_in_flight else range(len(requests)))
         active: dict[int, _Sequence] = {}  # by sequence id
         results: list[Finished | None] = [None] * len(requests)
         while pending or active:
@@ -229,7 +230,7 @@ class LlamaEngine:
         """Put a sequence's first prompt tokens in its stream: copied from the request in flight that has the most of
         them computed (cut back to those: separate streams are copied whole), else the call-wide prefix; or wait a
         pass for one in flight that is computing more of them."""
-        sources = [m for m in active.values() if m is not seq and not m.waiting] if self.share_prefix else []
+        sources = [m for m in active.values() if m is not seq and not m.waiting] if self.copy_in_flight else []
         start = pick_start(seq.prompt, shared, [(m.prompt, m.fed) for m in sources])
         seq.waiting = start.wait
         if start.wait:
