@@ -24,7 +24,8 @@ from tests.conftest import REPO
 # Every generator, the judge, FLAN and the reports, in under a minute on 2 cores: each kill test's time grows with it.
 # (4 list prompts per batch find a task in fewer batches than 2 prompts did: 53 s against 152 s for target 2.)
 # seed 2: of seeds 1-7 and the default 42, one of the two quickest uninterrupted runs (24 s against 32 s for 42).
-SMALL = ["--set", "seed=2", "--set", "generators.self_instruct.target=1", "--set", "generators.self_instruct.requests_per_batch=4",
+SMALL = ["--set", "seed=2",
+         "--set", "generators.self_instruct.target=1", "--set", "generators.self_instruct.requests_per_batch=4",
          "--set", "generators.self_instruct.tasks_per_batch=2",
          "--set", "generators.self_instruct.sampling.max_tokens=160",
          "--set", "generators.self_instruct.instance_sampling.max_tokens=128",
