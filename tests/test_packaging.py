@@ -147,7 +147,7 @@ def test_a_tiny_data_run_from_another_directory(installed, model_dir):
     shutil.copyfile(REPO / "seeds" / "general.jsonl", elsewhere / "my_seeds.jsonl")
     (elsewhere / "my_config.yaml").write_text(
         "out_dir: run\ncache: cache/responses.sqlite\nseeds: [my_seeds.jsonl]\n"
-        "backend: {kind: local, model: embedded, threads: 2}\n"
+        "backend: {kind: local, model: embedded}\n"
         "generators:\n"
         "  self_instruct:\n"
         "    target: 1\n"
