@@ -73,4 +73,4 @@ bench: setup
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/generation.py
 	$(BIN)/python bench/prefix_sharing.py
-	$(BIN)/python bench/inspect.py
+	$(BIN)/python bench/inspect_page.py

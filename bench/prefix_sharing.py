@@ -15,20 +15,13 @@ bench/results/prefix_sharing.json.
 
 from __future__ import annotations
 
-import os
-import sys
-
-# Run as `python bench/prefix_sharing.py`, this folder is first on sys.path, and bench/inspect.py would stand in for
-# the standard library's inspect.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import platform
+import statistics
+import time
+from datetime import UTC, datetime
+from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 

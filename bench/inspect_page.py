@@ -9,26 +9,20 @@ headless Chromium (Debian's chromium, through Playwright):
 
 Each is also measured on a run a tenth the size in the same process: the ratio says how the page scales.
 
-    python bench/inspect.py [--rows 100000] [--repeats 3]
-    python bench/inspect.py --screenshots DIR --run out/data   # the README's pictures, from a real run
+    python bench/inspect_page.py [--rows 100000] [--repeats 3]
+    python bench/inspect_page.py --screenshots DIR --run out/data   # the README's pictures, from a real run
 """
 
 from __future__ import annotations
 
-import os
+import argparse
+import random
+import statistics
 import sys
-
-# Run as `python bench/inspect.py`, this folder is first on sys.path and this file would stand in for the standard
-# library's `inspect`, which half the imports below need: take the folder off the path before importing anything.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-
-import argparse  # noqa: E402
-import random  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import tempfile
+import threading
+import time
+from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
