@@ -206,3 +206,20 @@ def test_rows_end_at_end_tokens_stop_strings_and_the_budget(gguf, tokenizer):
     stopped = engine.run([Request(prompts[0], 0)], Sampling(temperature=0, max_tokens=3), set(),
                          lambda new: len(new) == 2)
     assert len(stopped[0].tokens) == 2 and stopped[0].finish_reason == "stop"
+
+
+@pytest.mark.parametrize("weights", ["q4_1", "q8_0"])
+def test_quantized_weights_run_on_a_cpu_with_amx(weights, tokenizer):
+    """`backend.weights: q4_1 / q8_0`, one after the other in one process. Two crashes (SIGSEGV, llama-cpp-python
+    0.3.36) this caught: on a CPU with AMX, llama.cpp's extra weight layouts for quantized types (AMX, repacked) at
+    the first pass (the engine loads weights in the plain layout; bf16 and f16 have none, so the default is
+    unchanged); and q8_0's conversion after an engine had closed, logging through the freed log callback."""
+    engine = LlamaEngine(prepare_engine_gguf(weights), threads=THREADS, slots=2)
+    prompts = instance_prompts(tokenizer, 2)
+    first = engine.run([Request(p, i) for i, p in enumerate(prompts)], Sampling(temperature=0, max_tokens=4), set(),
+                       lambda new: False)
+    assert [len(r.tokens) for r in first] == [4, 4] and {r.finish_reason for r in first} == {"length"}
+    again = engine.run([Request(p, i) for i, p in enumerate(prompts)], Sampling(temperature=0, max_tokens=4), set(),
+                       lambda new: False)
+    assert [r.tokens for r in again] == [r.tokens for r in first]
+    engine.close()

@@ -63,16 +63,22 @@ class _Sequence:
         return self.fed == len(self.prompt)
 
 
-def _silence_llama_log():
-    """llama.cpp logs every model load and context build to stderr; sprout's own log says what matters."""
+_LOG_SINK = []  # the callback llama.cpp calls, kept for the process's life (see _silence_llama_log)
+
+
+def _silence_llama_log() -> None:
+    """llama.cpp logs every model load and context build to stderr; sprout's own log says what matters. The callback
+    stays registered after an engine is gone (a later `llama_model_quantize` logs through it), so it lives in a
+    module global: one freed with its engine crashed the next conversion in the process (SIGSEGV)."""
     import llama_cpp
 
-    @llama_cpp.llama_log_callback
-    def drop(level, text, user_data):
-        return None
+    if not _LOG_SINK:
+        @llama_cpp.llama_log_callback
+        def drop(level, text, user_data):
+            return None
 
-    llama_cpp.llama_log_set(drop, ctypes.c_void_p())
-    return drop  # kept alive by the caller: ctypes would free a callback llama.cpp still calls
+        _LOG_SINK.append(drop)
+    llama_cpp.llama_log_set(_LOG_SINK[0], ctypes.c_void_p())
 
 
 class LlamaEngine:
@@ -83,9 +89,12 @@ class LlamaEngine:
         import llama_cpp
 
         self.lc = llama_cpp
-        self._log_callback = _silence_llama_log()
+        _silence_llama_log()
         llama_cpp.llama_backend_init()
         model_params = llama_cpp.llama_model_default_params()
+        # Quantized weights (q4_1, q8_0) in llama.cpp's extra layouts (AMX, repacked) crashed the process (SIGSEGV) at
+        # the first pass on a CPU with AMX; bf16 and f16, the defaults, have no extra layout and lose nothing.
+        model_params.use_extra_bufts = False
         self.model = llama_cpp.llama_model_load_from_file(str(gguf).encode(), model_params)
         if not self.model:
             raise RuntimeError(f"llama.cpp could not load {gguf}")
