@@ -68,16 +68,11 @@ _LOG_SINK = []  # the callback llama.cpp calls, kept for the process's life (see
 
 def _silence_llama_log() -> None:
     """llama.cpp logs every model load and context build to stderr; sprout's own log says what matters. The callback
-    stays registered after an engine is gone (a later `llama_model_quantize` logs through it), so it lives in a
-    module global: one freed with its engine crashed the next conversion in the process (SIGSEGV)."""
+    outlives any engine (one freed with its engine crashed a later `llama_model_quantize` logging through it)."""
     import llama_cpp
 
     if not _LOG_SINK:
-        @llama_cpp.llama_log_callback
-        def drop(level, text, user_data):
-            return None
-
-        _LOG_SINK.append(drop)
+        _LOG_SINK.append(llama_cpp.llama_log_callback(lambda level, text, user_data: None))
     llama_cpp.llama_log_set(_LOG_SINK[0], ctypes.c_void_p())
 
 
