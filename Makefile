@@ -73,4 +73,5 @@ bench: setup
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/generation.py
 	$(BIN)/python bench/prefix_sharing.py
+	$(BIN)/python bench/attention.py
 	$(BIN)/python bench/inspect_page.py

@@ -164,7 +164,8 @@ def test_alpaca_only_seeds_grow_with_sprouts_own_worked_examples(tmp_path):
     seeds = tmp_path / "alpaca_seeds.json"
     seeds.write_text(json.dumps(rows))
     out = tmp_path / "run"
-    result = sprout("data", "--set", f"seeds=[{seeds}]", "--set", f"out_dir={out}",
+    # seed 2: of seeds 1-5 and the default 42, one of the two quickest to find its task (14 s against 51 s for 42)
+    result = sprout("data", "--set", f"seeds=[{seeds}]", "--set", "seed=2", "--set", f"out_dir={out}",
                     "--set", f"cache={tmp_path / 'c.sqlite'}", "--set", "generators.self_instruct.target=1",
                     "--set", "generators.self_instruct.requests_per_batch=4",
                     "--set", "generators.self_instruct.tasks_per_batch=2", "--set", "generators.evol_instruct=null",

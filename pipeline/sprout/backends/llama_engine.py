@@ -17,6 +17,9 @@ llama.cpp runs the model as the GGUF it ships in, with C kernels; this module ad
   order of float sums, would otherwise depend on the calls before), so a run resumed after kill -9 gets, for the
   calls it makes again, the answers the uninterrupted run got.
 - **No padding.** Each request prefills only its own suffix; batches are token lists, not rectangles.
+- **Attention as two matrix products, not flash attention**, whose CPU kernel walks a query row's KV cells one at a
+  time (an f16 dot, an exp, an f16 multiply-add each): on `make data`'s recorded calls, 0.90x the model time (A B B A,
+  README's Benchmarks); the tokens differ by float rounding only.
 - **Sampling in C, one seeded sampler chain per request:** OpenAI's additive presence/frequency penalty over the
   generated tokens, then temperature, then top-p, then a draw seeded from the call's seed and the request's index,
   so a request's sample does not depend on which others shared its batches; temperature 0 is greedy.
@@ -80,7 +83,7 @@ class LlamaEngine:
     """One GGUF model and one llama.cpp context with a KV stream for each of `slots` sequences and the prefix."""
 
     def __init__(self, gguf: Path, threads: int, slots: int = 16, stream_cells: int = 2048, n_batch: int = 512,
-                 share_prefix: bool = True, copy_in_flight: bool = True):
+                 share_prefix: bool = True, copy_in_flight: bool = True, flash_attn: bool = False):
         import llama_cpp
 
         self.lc = llama_cpp
@@ -95,7 +98,7 @@ class LlamaEngine:
             raise RuntimeError(f"llama.cpp could not load {gguf}")
         self.vocab = llama_cpp.llama_model_get_vocab(self.model)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
-        self.threads, self.slots, self.n_batch = threads, slots, n_batch
+        self.threads, self.slots, self.n_batch, self.flash_attn = threads, slots, n_batch, flash_attn
         self.share_prefix = share_prefix  # off: every request prefills its whole prompt (the tests' slow path)
         self.copy_in_flight = share_prefix and copy_in_flight  # off: the call-wide prefix only (bench's baseline)
         self.moves = 0  # streams moved into gaps (see _compact)
@@ -123,7 +126,8 @@ class LlamaEngine:
         params.n_seq_max = self.slots + 1
         params.n_threads = params.n_threads_batch = self.threads
         params.kv_unified = False
-        params.flash_attn_type = lc.LLAMA_FLASH_ATTN_TYPE_ENABLED
+        params.flash_attn_type = (lc.LLAMA_FLASH_ATTN_TYPE_ENABLED if self.flash_attn else
+                                  lc.LLAMA_FLASH_ATTN_TYPE_DISABLED)
         params.no_perf = True
         self.ctx = lc.llama_init_from_model(self.model, params)
         if not self.ctx:
