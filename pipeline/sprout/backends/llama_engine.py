@@ -18,8 +18,8 @@ llama.cpp runs the model as the GGUF it ships in, with C kernels; this module ad
   calls it makes again, the answers the uninterrupted run got.
 - **No padding.** Each request prefills only its own suffix; batches are token lists, not rectangles.
 - **Attention as two matrix products, not flash attention**, whose CPU kernel walks a query row's KV cells one at a
-  time (an f16 dot, an exp, an f16 multiply-add each): on `make data`'s recorded calls, 0.90x the model time (A B B A,
-  README's Benchmarks); the tokens differ by float rounding only.
+  time (an f16 dot, an exp, an f16 multiply-add each): on `make data`'s recorded calls, 0.86x the model time
+  (bench/attention.py, A B B A); the tokens differ by float rounding only.
 - **Sampling in C, one seeded sampler chain per request:** OpenAI's additive presence/frequency penalty over the
   generated tokens, then temperature, then top-p, then a draw seeded from the call's seed and the request's index,
   so a request's sample does not depend on which others shared its batches; temperature 0 is greedy.
