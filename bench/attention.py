@@ -41,7 +41,6 @@ def main() -> None:
                              "generators.self_instruct.target=10)")
     args = parser.parse_args()
 
-    from sprout.backends import llama_engine
     from sprout.backends.config import LocalBackendConfig
     from sprout.backends.llama_backend import LlamaCppBackend
     from sprout.backends.model_store import engine_weights, prepare_embedded, prepare_engine_gguf
@@ -57,18 +56,10 @@ def main() -> None:
             args.save_calls.write_bytes(pickle.dumps(calls))
     weights = engine_weights(LocalBackendConfig().weights)
     gguf, model_dir = prepare_engine_gguf(weights), prepare_embedded(log=print)
-    default_init = llama_engine.LlamaEngine.__init__
     names = list(SIDES)
     runs: dict[str, list[dict]] = {name: [] for name in names}
     for name in abba(tuple(names), args.repeats):
-        def init(engine, *a, flash=SIDES[name], **k):
-            default_init(engine, *a, **{**k, "flash_attn": flash})
-
-        llama_engine.LlamaEngine.__init__ = init
-        try:
-            backend = LlamaCppBackend(gguf, model_dir, threads=args.threads)
-        finally:
-            llama_engine.LlamaEngine.__init__ = default_init
+        backend = LlamaCppBackend(gguf, model_dir, threads=args.threads, flash_attn=SIDES[name])
         print(f"replaying {len(calls)} calls, {name} ...", flush=True)
         runs[name].append(replay(backend, calls))
         backend.close()

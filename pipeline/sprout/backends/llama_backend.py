@@ -28,7 +28,8 @@ def request_seed(seed: int, row: int) -> int:
 
 
 class LlamaCppBackend(Backend):
-    def __init__(self, gguf: Path, tokenizer_dir: Path, threads: int | None = None, slots: int | None = None):
+    def __init__(self, gguf: Path, tokenizer_dir: Path, threads: int | None = None, slots: int | None = None,
+                 **engine_options):  # LlamaEngine's other options (benchmarks compare its variants)
         # The embedded model's tokenizer is a plain `tokenizers` one (tokenizer_class TokenizersBackend, which
         # PreTrainedTokenizerFast is): loaded by its class, it needs no torch, which AutoTokenizer's import pulls in
         # (~2.5 s a process). tests/test_llama_backend_tokenizer.py holds it to AutoTokenizer's renderings and ids.
@@ -43,7 +44,8 @@ class LlamaCppBackend(Backend):
         except OSError:  # a folder without generation_config.json
             generation_config = None
         self.end_ids = end_token_ids(self.tokenizer, generation_config)
-        self.engine = LlamaEngine(self.gguf, threads=threads or _cores(), slots=slots or DEFAULT_SLOTS)
+        self.engine = LlamaEngine(self.gguf, threads=threads or _cores(), slots=slots or DEFAULT_SLOTS,
+                                  **engine_options)
         self.model_id = f"llama.cpp:{self.gguf.name}:{_fingerprint(self.gguf)}"
         self.batch_size = self.engine.slots
         self.phase_seconds = self.engine.phase_seconds
