@@ -74,4 +74,5 @@ bench: setup
 	$(BIN)/python bench/generation.py
 	$(BIN)/python bench/prefix_sharing.py
 	$(BIN)/python bench/attention.py
+	$(BIN)/python bench/engine_steps.py
 	$(BIN)/python bench/inspect_page.py

@@ -73,7 +73,8 @@ def prepare_embedded(log=print) -> Path:
 # file itself. bf16 keeps 8 bits of mantissa, f16 11: both hold the shipped 4-bit values (a 4-bit step times an f16
 # scale) far closer than the 4-bit rounding the model already carries; llama.cpp also rounds the activations to the
 # weights' type for its dot products, where bf16 costs more (logits within 0.43 of fp32 vs 0.27; they span ~45).
-GGUF_TYPES = {"f16": 1, "bf16": 32, "q8_0": 7, "q4_1": None}
+# f32 is for bench/engine_steps.py only (the config does not offer it: as fast to prefill as bf16, slower to decode).
+GGUF_TYPES = {"f32": 0, "f16": 1, "bf16": 32, "q8_0": 7, "q4_1": None}
 
 
 def cpu_has_bf16_dot() -> bool:

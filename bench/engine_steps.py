@@ -1,0 +1,153 @@
+"""What one model pass costs on this machine, per engine and precision: why the embedded engine's speed-up over
+transformers differs from one CPU to another.
+
+For each side, in a process of its own (thread pools do not mix; a precision this CPU cannot run kills only its
+process, and the line says so): prefill of `--prompts` random 300-token prompts one at a time (prompt tokens/s),
+then decode passes of 1, 4 and 16 sequences at a 300-token context (ms per pass, one token per sequence). Sides:
+llama.cpp on the engine's weights (`weights: auto`, what sprout runs) and on f32 weights, transformers in fp32 (the
+engine before issue 18, sprout's CPU precision) and in bf16 (what the CPU's matrix units, AMX, take). Plus one
+576 x 1536 by 512 matrix product in fp32 and bf16 (GFLOP/s), the shape of the model's MLP on a prefill chunk.
+Writes bench/results/engine_steps.json.
+
+Why it matters: `make data` decodes at ~5 sequences per pass on average (its calls are small and sequential), where
+a pass's cost is mostly reading the weights (llama.cpp) or per-layer Python overhead (transformers); prefill is
+matrix products, where torch's kernels on a CPU with AMX outrun llama.cpp's several times.
+
+    python bench/engine_steps.py [--threads 2] [--prompts 8] [--steps 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CONTEXT, BATCHES = 300, (1, 4, 16)
+SIDES = ("llama.cpp auto", "llama.cpp f32", "transformers fp32", "transformers bf16", "matmul")
+
+
+def random_prompts(count: int, seed: int = 0) -> list[list[int]]:
+    import random
+
+    rng = random.Random(seed)
+    return [[rng.randrange(100, 40000) for _ in range(CONTEXT)] for _ in range(count)]
+
+
+def llama_side(weights: str, threads: int, prompts: int, steps: int) -> dict:
+    from sprout.backends.llama_engine import LlamaEngine
+    from sprout.backends.model_store import prepare_engine_gguf
+
+    gguf = prepare_engine_gguf(weights)
+    engine = LlamaEngine(gguf, threads=threads, slots=max(BATCHES))
+    started = time.perf_counter()
+    for seq, tokens in enumerate(random_prompts(prompts), start=1):
+        engine._decode([(t, k, seq % max(BATCHES) + 1, False) for k, t in enumerate(tokens)])
+        engine.lc.llama_memory_seq_rm(engine.memory, seq % max(BATCHES) + 1, -1, -1)
+    result = {"weights": gguf.name, "prefill_tokens_per_second": round(prompts * CONTEXT /
+                                                                       (time.perf_counter() - started), 1)}
+    for seq, tokens in enumerate(random_prompts(max(BATCHES), seed=1), start=1):
+        engine._decode([(t, k, seq, False) for k, t in enumerate(tokens)])
+    for batch in BATCHES:
+        started = time.perf_counter()
+        for step in range(steps):
+            engine._decode([(100 + step, CONTEXT + step, seq, True) for seq in range(1, batch + 1)])
+        result[f"decode_ms_batch_{batch}"] = round(1000 * (time.perf_counter() - started) / steps, 1)
+        for seq in range(1, batch + 1):
+            engine.lc.llama_memory_seq_rm(engine.memory, seq, CONTEXT, -1)
+    engine.close()
+    return result
+
+
+def transformers_side(dtype_name: str, threads: int, prompts: int, steps: int) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM, DynamicCache
+
+    from sprout.backends.decode import cache_keyword
+    from sprout.backends.model_store import resolve_model
+
+    torch.set_num_threads(threads)
+    model = AutoModelForCausalLM.from_pretrained(resolve_model("embedded", log=lambda *_: None),
+                                                 dtype=getattr(torch, dtype_name)).eval()
+    keyword = cache_keyword(model)
+
+    def forward(ids, cache):
+        return model(input_ids=ids, **{keyword: cache}, use_cache=True, logits_to_keep=1).logits[:, -1]
+
+    result = {}
+    with torch.inference_mode():
+        forward(torch.tensor(random_prompts(1, seed=2)), DynamicCache(config=model.config))  # warm-up
+        started = time.perf_counter()
+        for tokens in random_prompts(prompts):
+            forward(torch.tensor([tokens]), DynamicCache(config=model.config))
+        result["prefill_tokens_per_second"] = round(prompts * CONTEXT / (time.perf_counter() - started), 1)
+        for batch in BATCHES:
+            cache = DynamicCache(config=model.config)
+            chosen = forward(torch.tensor(random_prompts(batch, seed=1)), cache).argmax(-1, keepdim=True)
+            started = time.perf_counter()
+            for _ in range(steps):
+                chosen = forward(chosen, cache).argmax(-1, keepdim=True)
+            result[f"decode_ms_batch_{batch}"] = round(1000 * (time.perf_counter() - started) / steps, 1)
+    return result
+
+
+def matmul_side(threads: int, steps: int) -> dict:
+    import torch
+
+    torch.set_num_threads(threads)
+    result = {}
+    for name in ("float32", "bfloat16"):
+        a, b = (torch.randn(512, 576, dtype=getattr(torch, name)), torch.randn(576, 1536, dtype=getattr(torch, name)))
+        a @ b  # warm-up
+        started = time.perf_counter()
+        for _ in range(steps * 5):
+            a @ b
+        result[f"torch_{name}_gflops"] = round(2 * 512 * 576 * 1536 * steps * 5 / (time.perf_counter() - started)
+                                               / 1e9, 1)
+    return result
+
+
+def measure(side: str, threads: int, prompts: int, steps: int) -> dict:
+    if side == "matmul":
+        return matmul_side(threads, steps)
+    engine, precision = side.split()
+    if engine == "llama.cpp":
+        return llama_side(precision, threads, prompts, steps)
+    return transformers_side({"fp32": "float32", "bf16": "bfloat16"}[precision], threads, prompts, steps)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--prompts", type=int, default=8, help="300-token prompts prefilled one at a time")
+    parser.add_argument("--steps", type=int, default=30, help="decode passes per batch size")
+    parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)  # the child process's one side
+    args = parser.parse_args()
+    if args.side:
+        print(json.dumps(measure(args.side, args.threads, args.prompts, args.steps)))
+        return
+    cpu_flags = set(Path("/proc/cpuinfo").read_text().split()) if Path("/proc/cpuinfo").exists() else set()
+    matrix_flags = sorted(f for f in cpu_flags if f.startswith(("amx", "avx512_bf")))
+    results = {}
+    for side in SIDES:
+        done = subprocess.run([sys.executable, __file__, "--side", side, "--threads", str(args.threads),
+                               "--prompts", str(args.prompts), "--steps", str(args.steps)],
+                              capture_output=True, text=True, cwd=REPO)
+        results[side] = (json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else
+                         {"failed": f"exit {done.returncode}: {done.stderr.strip()[-300:]}"})
+        print(f"{side:20} {results[side]}", flush=True)
+    report = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": platform.processor() or
+              platform.machine(), "cpu_matrix_flags": matrix_flags,
+              "threads": args.threads, "context": CONTEXT, "results": results}
+    out = REPO / "bench" / "results" / "engine_steps.json"
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {out.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()
