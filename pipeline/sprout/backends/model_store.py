@@ -2,11 +2,14 @@
 
 Loading from GGUF costs ~20 s every time, so it is converted once into a safetensors folder and loaded from there
 (~0.1 s). The conversion writes into a temporary folder and renames it into place: a killed conversion leaves
-nothing half-written behind.
+nothing half-written behind. Processes that start at once on a fresh machine (two sprout commands, the test workers)
+take turns on a lock: one converts, the others wait and load its folder; before, the last to finish replaced the
+folder while another process could be reading it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import os
 from pathlib import Path
@@ -46,6 +49,16 @@ def prepare_embedded(log=print) -> Path:
     target = models_dir() / EMBEDDED_NAME
     if is_prepared(target):
         return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # flock: released by the kernel when the process ends, kill -9 included, so it never goes stale.
+    with (target.parent / f".{EMBEDDED_NAME}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_prepared(target):  # another process converted it while this one waited
+            return target
+        return _convert_embedded(target, log)
+
+
+def _convert_embedded(target: Path, log) -> Path:
     gguf = find_gguf()
     log(f"Preparing the embedded model once: converting {gguf.name} to safetensors in {target} (~20 s)...")
     import torch
