@@ -121,6 +121,18 @@ def measure(side: str, threads: int, prompts: int, steps: int) -> dict:
     return transformers_side({"fp32": "float32", "bf16": "bfloat16"}[precision], threads, prompts, steps)
 
 
+def baseline_ratios(results: dict) -> dict:
+    """How much faster sprout's engine is than the baseline (transformers fp32), per phase: above 1, llama.cpp wins."""
+    base, ours = results.get("transformers fp32", {}), results.get("llama.cpp auto", {})
+    if "failed" in base or "failed" in ours or not base or not ours:
+        return {}
+    ratios = {"prefill": round(ours["prefill_tokens_per_second"] / base["prefill_tokens_per_second"], 2)}
+    for batch in BATCHES:
+        key = f"decode_ms_batch_{batch}"
+        ratios[f"decode_batch_{batch}"] = round(base[key] / ours[key], 2)
+    return ratios
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -141,9 +153,11 @@ def main() -> None:
         results[side] = (json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else
                          {"failed": f"exit {done.returncode}: {done.stderr.strip()[-300:]}"})
         print(f"{side:20} {results[side]}", flush=True)
+    ratios = baseline_ratios(results)
+    print(f"transformers fp32 (baseline) / llama.cpp auto: {ratios}")
     report = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": platform.processor() or
               platform.machine(), "cpu_matrix_flags": matrix_flags,
-              "threads": args.threads, "context": CONTEXT, "results": results}
+              "threads": args.threads, "context": CONTEXT, "results": results, "ratios": ratios}
     out = REPO / "bench" / "results" / "engine_steps.json"
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {out.relative_to(REPO)}")
