@@ -3,8 +3,9 @@
 Loading from GGUF costs ~20 s every time, so it is converted once into a safetensors folder and loaded from there
 (~0.1 s). The conversion writes into a temporary folder and renames it into place: a killed conversion leaves
 nothing half-written behind. Processes that start at once on a fresh machine (two sprout commands, the test workers)
-take turns on a lock: one converts, the others wait and load its folder; before, the last to finish replaced the
-folder while another process could be reading it.
+take turns on one lock for both conversions (`_converting`): one converts, the others wait and use what it wrote;
+without it the last to finish replaced the folder while another process could be reading it, and two GGUF
+conversions wrote the same staging file.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import fcntl
 import importlib.util
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sprout.core.errors import UserError
@@ -44,15 +47,22 @@ def is_prepared(path: Path) -> bool:
     return (path / "config.json").is_file() and any(path.glob("*.safetensors"))
 
 
+@contextmanager
+def _converting() -> Iterator[None]:
+    """Hold the models folder's conversion lock (waiting for another process's conversion to end). flock: the kernel
+    releases it when the process ends, kill -9 included, so it never goes stale."""
+    models_dir().mkdir(parents=True, exist_ok=True)
+    with (models_dir() / ".conversion.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def prepare_embedded(log=print) -> Path:
     """Return the safetensors folder of the embedded model, converting it from GGUF on first use."""
     target = models_dir() / EMBEDDED_NAME
     if is_prepared(target):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # flock: released by the kernel when the process ends, kill -9 included, so it never goes stale.
-    with (target.parent / f".{EMBEDDED_NAME}.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _converting():
         if is_prepared(target):  # another process converted it while this one waited
             return target
         return _convert_embedded(target, log)
@@ -119,12 +129,18 @@ def prepare_engine_gguf(weights: str, log=print) -> Path:
     target = models_dir() / f"{EMBEDDED_NAME}.{weights}.gguf"
     if target.is_file():
         return target
+    with _converting():
+        if target.is_file():  # another process converted it while this one waited
+            return target
+        return _quantize_gguf(shipped, target, GGUF_TYPES[weights], log)
+
+
+def _quantize_gguf(shipped: Path, target: Path, ftype: int, log) -> Path:
     import llama_cpp
 
-    target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f".{target.name}.partial")
     params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype, params.allow_requantize, params.nthread = GGUF_TYPES[weights], True, os.cpu_count() or 1
+    params.ftype, params.allow_requantize, params.nthread = ftype, True, os.cpu_count() or 1
     if llama_cpp.llama_model_quantize(str(shipped).encode(), str(staging).encode(), params) != 0:
         staging.unlink(missing_ok=True)
         raise UserError(f"llama.cpp could not write {target} from {shipped.name}. Fix: check the disk, or set "
