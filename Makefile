@@ -73,6 +73,7 @@ bench: setup
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/generation.py
 	$(BIN)/python bench/prefix_sharing.py
-	$(BIN)/python bench/attention.py
+	$(BIN)/python bench/attention.py --save-calls bench/results/make_data_calls.pkl
+	$(BIN)/python bench/weights.py --calls bench/results/make_data_calls.pkl
 	$(BIN)/python bench/engine_steps.py
 	$(BIN)/python bench/inspect_page.py

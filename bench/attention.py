@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
 import platform
 import statistics
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine_replay import describe, record_make_data, replay
+from engine_replay import add_call_arguments, describe, load_or_record_calls, replay
 from generation import abba
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,26 +33,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2, help="runs per side, alternating A B B A ...")
     parser.add_argument("--threads", type=int, default=2, help="llama.cpp threads")
-    parser.add_argument("--calls", type=Path, help="replay the calls saved by an earlier --save-calls")
-    parser.add_argument("--save-calls", type=Path, help="keep this run's recorded calls for a later --calls")
-    parser.add_argument("--data-set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a key of configs/data.yaml for the recorded run (a quick look: "
-                             "generators.self_instruct.target=10)")
+    add_call_arguments(parser)
     args = parser.parse_args()
 
     from sprout.backends.config import LocalBackendConfig
     from sprout.backends.llama_backend import LlamaCppBackend
     from sprout.backends.model_store import engine_weights, prepare_embedded, prepare_engine_gguf
 
-    recording = {"calls_file": str(args.calls)} if args.calls else None
-    if args.calls:
-        calls = pickle.loads(args.calls.read_bytes())
-    else:
-        print("recording make data's model calls (default engine, fresh cache) ...", flush=True)
-        recording = record_make_data(args.data_set)
-        calls = recording.pop("calls")
-        if args.save_calls:
-            args.save_calls.write_bytes(pickle.dumps(calls))
+    calls, recording = load_or_record_calls(args)
     weights = engine_weights(LocalBackendConfig().weights)
     gguf, model_dir = prepare_engine_gguf(weights), prepare_embedded(log=print)
     names = list(SIDES)

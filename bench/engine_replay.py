@@ -67,6 +67,29 @@ def record_make_data(overrides: list[str]) -> dict:
             "engine": logs[0].model_id if logs else None}
 
 
+def add_call_arguments(parser) -> None:
+    """The options of a benchmark that replays make data's calls: record them afresh, or reuse a recording."""
+    parser.add_argument("--calls", type=Path, help="replay the calls saved by an earlier --save-calls")
+    parser.add_argument("--save-calls", type=Path, help="keep this run's recorded calls for a later --calls")
+    parser.add_argument("--data-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a key of configs/data.yaml for the recorded run (a quick look: "
+                             "generators.self_instruct.target=10)")
+
+
+def load_or_record_calls(args) -> tuple[list, dict]:
+    """make data's calls (from --calls, or recorded now and kept in --save-calls) and what the recording was."""
+    import pickle
+
+    if args.calls:
+        return pickle.loads(args.calls.read_bytes()), {"calls_file": str(args.calls)}
+    print("recording make data's model calls (default engine, fresh cache) ...", flush=True)
+    recording = record_make_data(args.data_set)
+    calls = recording.pop("calls")
+    if args.save_calls:
+        args.save_calls.write_bytes(pickle.dumps(calls))
+    return calls, recording
+
+
 def describe(calls) -> dict:
     samples = sum(len(batch) * sampling.n for batch, sampling in calls)
     kinds = Counter((sampling.max_tokens, sampling.temperature, len(batch)) for batch, sampling in calls)

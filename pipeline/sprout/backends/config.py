@@ -33,8 +33,9 @@ class LocalBackendConfig(BackendBase):
         "auto", description="auto: llama.cpp for the embedded model on the CPU when llama-cpp-python is installed "
         "(`make setup` installs it), else transformers; a model folder always runs on transformers")
     weights: Literal["auto", "f16", "bf16", "q8_0", "q4_1"] = Field(
-        "auto", description="llama.cpp only: the embedded model's 4-bit weights widened once to this type. auto: bf16 "
-        "where the CPU has bf16 dot products (avx512_bf16, Arm bf16), else f16; q4_1: the shipped file as is, slower "
+        "auto", description="llama.cpp only: the embedded model's 4-bit weights widened once to this type. auto: the "
+        "faster of f16 and bf16 on this kind of CPU (f16 with AMX, bf16 with bf16 dot products and no AMX, else "
+        "f16); q4_1: the shipped file as is, slower "
         "prefill on the CPU")
     batch_size: int | None = Field(None, gt=0, description="rows decoded together (default: 16 on llama.cpp; on "
                                    "transformers 32 on the CPU, 128 on CUDA)")

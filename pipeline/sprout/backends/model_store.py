@@ -100,28 +100,33 @@ def _convert_embedded(target: Path, log) -> Path:
 GGUF_TYPES = {"f32": 0, "f16": 1, "bf16": 32, "q8_0": 7, "q4_1": None}
 
 
-def cpu_has_bf16_dot() -> bool:
-    """Whether this CPU multiplies bf16 natively (x86 AVX512-BF16, Arm BF16): llama.cpp's bf16 kernels then prefill
-    ~1.4x faster than its f16 ones on 2 cores; without it they convert every value and are the slower choice."""
+def _cpu_flags() -> set[str]:
     try:
-        flags = Path("/proc/cpuinfo").read_text(errors="replace").split()
-    except OSError:  # not Linux: no cheap way to ask, f16 is safe everywhere
-        return False
-    return "avx512_bf16" in flags or "bf16" in flags
+        return set(Path("/proc/cpuinfo").read_text(errors="replace").split())
+    except OSError:  # not Linux: no cheap way to ask; f16 is safe everywhere
+        return set()
 
 
 def engine_weights(weights: str) -> str:
-    """`auto` resolved for this CPU: bf16 where it is native, else f16."""
+    """`auto` resolved for this CPU, by which of llama.cpp's kernels measured faster there (2 cores, make data's
+    own calls replayed side by side, bench/weights.py):
+    - a CPU with AMX (Sapphire Rapids and later): f16, 1.16x less model time than bf16 (2026-12-03);
+    - one with bf16 dot products but no AMX (AVX512-BF16, Arm BF16): bf16, which prefilled ~1.4x faster than f16
+      there (2026-12-02);
+    - any other: f16, as bf16 would convert every value. f16 is also the closer of the two to the fp32 model."""
     if weights != "auto":
         return weights
-    return "bf16" if cpu_has_bf16_dot() else "f16"
+    flags = _cpu_flags()
+    if "amx_tile" in flags:
+        return "f16"
+    return "bf16" if "avx512_bf16" in flags or "bf16" in flags else "f16"
 
 
 def prepare_engine_gguf(weights: str, log=print) -> Path:
     """The embedded model as the llama.cpp engine reads it: the shipped Q4_1 GGUF, or a copy with its weights
     widened to `weights` (`auto`: see engine_weights) once, by llama.cpp's own `llama_model_quantize` (~2 s).
-    Prefill on 2 cores is then ~1.7x (f16) to ~2.4x (bf16) faster than on the 4-bit file, whose CPU kernels are
-    built for memory-bound single-sequence decoding (bench/generation.py)."""
+    Prefill on 2 cores is then ~1.7x (f16) to ~2.4x (bf16, without AMX) faster than on the 4-bit file, whose CPU
+    kernels are built for memory-bound single-sequence decoding (bench/generation.py)."""
     shipped = find_gguf()
     weights = engine_weights(weights)
     if GGUF_TYPES[weights] is None:

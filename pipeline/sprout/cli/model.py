@@ -9,8 +9,8 @@ from sprout.cli.shared import console
 
 def model_prepare() -> None:
     """Convert the embedded GGUF model once: to a safetensors folder (transformers, training; later loads take
-    ~0.1 s) and, where llama-cpp-python is installed, to the GGUF its engine reads (bf16 where the CPU has bf16 dot
-    products, else f16)."""
+    ~0.1 s) and, where llama-cpp-python is installed, to the GGUF its engine reads (f16 or bf16, whichever is faster on
+    this kind of CPU: see engine_weights)."""
     from sprout.backends.local_engine import llama_cpp_installed
     from sprout.backends.model_store import prepare_embedded, prepare_engine_gguf
 
