@@ -16,13 +16,12 @@ whole matrices with the CPU's widest kernels.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine_replay import add_call_arguments, describe, load_or_record_calls, replay
+from engine_replay import add_call_arguments, describe, load_or_record_calls, replay, report_sides
 from generation import abba
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,15 +58,7 @@ def main() -> None:
               platform.machine(), "threads": args.threads, "weights": weights, "recording": recording,
               "workload": describe(calls), "runs": runs, "medians": medians, "ratios": ratios}
     print(f"{len(calls)} calls, {weights} weights, {args.threads} threads; medians of {args.repeats} runs each:")
-    for name, figures in medians.items():
-        print(f"  {name:26} {figures['seconds']:8.1f} s  (prefill {figures['prefill_seconds']:.1f} s, decode "
-              f"{figures['decode_seconds']:.1f} s)")
-    print(f"  ratio (before / now): {ratios['seconds']:.2f}x  (prefill {ratios['prefill_seconds']:.2f}x, decode "
-          f"{ratios['decode_seconds']:.2f}x)")
-    out = REPO / "bench" / "results" / "attention.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out.relative_to(REPO)}")
-
+    report_sides(medians, "ratio (before / now)", ratios, result, "attention.json")
 
 if __name__ == "__main__":
     main()

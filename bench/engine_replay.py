@@ -14,6 +14,7 @@ for both engines and is reported from the recording run.
 
 from __future__ import annotations
 
+import json
 import resource
 import statistics
 import tempfile
@@ -88,6 +89,19 @@ def load_or_record_calls(args) -> tuple[list, dict]:
     if args.save_calls:
         args.save_calls.write_bytes(pickle.dumps(calls))
     return calls, recording
+
+
+def report_sides(figures: dict, ratio_label: str, ratios: dict, result: dict, out_name: str) -> None:
+    """Print each side's model, prefill and decode seconds and the ratio; write `result` to bench/results."""
+    width = max(len(name) for name in figures)
+    for name, side in figures.items():
+        print(f"  {name:{width}} {side['seconds']:8.1f} s  (prefill {side['prefill_seconds']:.1f} s, decode "
+              f"{side['decode_seconds']:.1f} s)")
+    print(f"  {ratio_label}: {ratios['seconds']:.2f}x  (prefill {ratios['prefill_seconds']:.2f}x, decode "
+          f"{ratios['decode_seconds']:.2f}x)")
+    out = REPO / "bench" / "results" / out_name
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out.relative_to(REPO)}")
 
 
 def describe(calls) -> dict:

@@ -18,13 +18,12 @@ of the two on a Sapphire Rapids one with AMX (2026-12-03). `model_store.engine_w
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine_replay import add_call_arguments, describe, load_or_record_calls
+from engine_replay import add_call_arguments, describe, load_or_record_calls, report_sides
 
 REPO = Path(__file__).resolve().parent.parent
 WEIGHTS = ("f16", "bf16", "q8_0", "q4_1")
@@ -82,22 +81,16 @@ def main() -> None:
     ratios = {key: round(first[key] / second[key], 3) for key in keys}  # above 1: the second side is faster
     cpu_flags = set(Path("/proc/cpuinfo").read_text().split()) if Path("/proc/cpuinfo").exists() else set()
     result = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": platform.processor() or
-              platform.machine(), "cpu_matrix_flags": sorted(f for f in cpu_flags if f.startswith(("amx", "avx512_b",
-                                                                                                   "avx512_fp16"))),
+              platform.machine(), "cpu_matrix_flags": sorted(f for f in cpu_flags if f.startswith("amx") or
+                                                                    f in ("avx512_bf16", "avx512_fp16")),
               "auto_picks": engine_weights("auto"), "threads": args.threads, "repeats": args.repeats,
               "recording": recording, "workload": describe(calls), "totals": totals,
               f"ratios_{names[0]}_over_{names[1]}": ratios}
     print(f"{len(calls)} calls x {args.repeats}, {args.threads} threads; `weights: auto` picks "
           f"{result['auto_picks']} on this CPU ({', '.join(result['cpu_matrix_flags']) or 'no AMX / bf16 flags'}):")
-    for name, figures in totals.items():
-        print(f"  {name:5} {figures['seconds']:8.1f} s  (prefill {figures['prefill_seconds']:.1f} s, decode "
-              f"{figures['decode_seconds']:.1f} s, {figures['completion_tokens']} tokens written)")
-    print(f"  {names[0]} / {names[1]}: {ratios['seconds']:.2f}x  (prefill {ratios['prefill_seconds']:.2f}x, decode "
-          f"{ratios['decode_seconds']:.2f}x)")
-    out = REPO / "bench" / "results" / "weights.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out.relative_to(REPO)}")
-
+    tokens = ", ".join(f"{name} {side['completion_tokens']}" for name, side in totals.items())
+    print(f"  tokens written: {tokens}")
+    report_sides(totals, f"{names[0]} / {names[1]}", ratios, result, "weights.json")
 
 if __name__ == "__main__":
     main()
