@@ -110,7 +110,7 @@ def _cpu_flags() -> set[str]:
 def engine_weights(weights: str) -> str:
     """`auto` resolved for this CPU, by which of llama.cpp's kernels measured faster there (2 cores, make data's
     own calls replayed side by side, bench/weights.py):
-    - a CPU with AMX (Sapphire Rapids and later): f16, 1.16x less model time than bf16 (2026-12-03);
+    - a CPU with AMX (Sapphire Rapids and later): f16, 1.20x less model time than bf16 (2026-12-03);
     - one with bf16 dot products but no AMX (AVX512-BF16, Arm BF16): bf16, which prefilled ~1.4x faster than f16
       there (2026-12-02);
     - any other: f16, as bf16 would convert every value. f16 is also the closer of the two to the fp32 model."""
