@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 CONTEXT, BATCHES = 300, (1, 4, 16)
 SIDES = ("llama.cpp auto", "llama.cpp f32", "transformers fp32", "transformers bf16", "matmul")
 # Not run unless asked (`--sides`): llama.cpp on the other weight types the engine can be given, the shipped q4_1
-# among them. None was faster than bf16 by more than ~1.3x per pass on the AMX machine of 2026-12-03.
+# among them. Whole calls, not single passes, decide what `weights: auto` picks: bench/weights.py.
 EXTRA_SIDES = ("llama.cpp f16", "llama.cpp q8_0", "llama.cpp q4_1")
 
 
