@@ -67,7 +67,7 @@ def main() -> None:
         parser.error(f"--weights takes two different types of {', '.join(WEIGHTS)}, e.g. bf16,f16")
 
     from sprout.backends.llama_backend import LlamaCppBackend
-    from sprout.backends.model_store import engine_weights, prepare_embedded, prepare_engine_gguf
+    from sprout.backends.model_store import _cpu_flags, engine_weights, prepare_embedded, prepare_engine_gguf
 
     calls, recording = load_or_record_calls(args)
     model_dir = prepare_embedded(log=print)
@@ -79,9 +79,8 @@ def main() -> None:
     first, second = (totals[name] for name in names)
     keys = ("seconds", "prefill_seconds", "decode_seconds")
     ratios = {key: round(first[key] / second[key], 3) for key in keys}  # above 1: the second side is faster
-    cpu_flags = set(Path("/proc/cpuinfo").read_text().split()) if Path("/proc/cpuinfo").exists() else set()
     result = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": platform.processor() or
-              platform.machine(), "cpu_matrix_flags": sorted(f for f in cpu_flags if f.startswith("amx") or
+              platform.machine(), "cpu_matrix_flags": sorted(f for f in _cpu_flags() if f.startswith("amx") or
                                                                     f in ("avx512_bf16", "avx512_fp16")),
               "auto_picks": engine_weights("auto"), "threads": args.threads, "repeats": args.repeats,
               "recording": recording, "workload": describe(calls), "totals": totals,
@@ -91,6 +90,7 @@ def main() -> None:
     tokens = ", ".join(f"{name} {side['completion_tokens']}" for name, side in totals.items())
     print(f"  tokens written: {tokens}")
     report_sides(totals, f"{names[0]} / {names[1]}", ratios, result, "weights.json")
+
 
 if __name__ == "__main__":
     main()
