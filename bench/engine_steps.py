@@ -35,6 +35,13 @@ SIDES = ("llama.cpp auto", "llama.cpp f32", "transformers fp32", "transformers b
 EXTRA_SIDES = ("llama.cpp f16", "llama.cpp q8_0", "llama.cpp q4_1")
 
 
+def matrix_flags() -> list[str]:
+    """The CPU flags that decide which precision runs fastest here: AMX, AVX512-BF16 and AVX512-FP16."""
+    from sprout.backends.model_store import cpu_flags
+
+    return sorted(f for f in cpu_flags() if f.startswith("amx") or f in ("avx512_bf16", "avx512_fp16"))
+
+
 def random_prompts(count: int, seed: int = 0) -> list[list[int]]:
     import random
 
@@ -150,8 +157,6 @@ def main() -> None:
     if args.side:
         print(json.dumps(measure(args.side, args.threads, args.prompts, args.steps)))
         return
-    cpu_flags = set(Path("/proc/cpuinfo").read_text().split()) if Path("/proc/cpuinfo").exists() else set()
-    matrix_flags = sorted(f for f in cpu_flags if f.startswith(("amx", "avx512_bf")))
     sides = [side.strip() for side in args.sides.split(",") if side.strip()]
     unknown = sorted(set(sides) - set(SIDES + EXTRA_SIDES))
     if unknown:
@@ -167,7 +172,7 @@ def main() -> None:
     ratios = baseline_ratios(results)
     print(f"transformers fp32 (baseline) / llama.cpp auto: {ratios}")
     report = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": platform.processor() or
-              platform.machine(), "cpu_matrix_flags": matrix_flags,
+              platform.machine(), "cpu_matrix_flags": matrix_flags(),
               "threads": args.threads, "context": CONTEXT, "results": results, "ratios": ratios}
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from engine_replay import add_call_arguments, describe, load_or_record_calls, report_sides
+from engine_steps import matrix_flags
 
 REPO = Path(__file__).resolve().parent.parent
 WEIGHTS = ("f16", "bf16", "q8_0", "q4_1")
@@ -67,7 +68,7 @@ def main() -> None:
         parser.error(f"--weights takes two different types of {', '.join(WEIGHTS)}, e.g. bf16,f16")
 
     from sprout.backends.llama_backend import LlamaCppBackend
-    from sprout.backends.model_store import _cpu_flags, engine_weights, prepare_embedded, prepare_engine_gguf
+    from sprout.backends.model_store import engine_weights, prepare_embedded, prepare_engine_gguf
 
     calls, recording = load_or_record_calls(args)
     model_dir = prepare_embedded(log=print)
@@ -80,8 +81,7 @@ def main() -> None:
     keys = ("seconds", "prefill_seconds", "decode_seconds")
     ratios = {key: round(first[key] / second[key], 3) for key in keys}  # above 1: the second side is faster
     result = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": platform.processor() or
-              platform.machine(), "cpu_matrix_flags": sorted(f for f in _cpu_flags() if f.startswith("amx") or
-                                                                    f in ("avx512_bf16", "avx512_fp16")),
+              platform.machine(), "cpu_matrix_flags": matrix_flags(),
               "auto_picks": engine_weights("auto"), "threads": args.threads, "repeats": args.repeats,
               "recording": recording, "workload": describe(calls), "totals": totals,
               f"ratios_{names[0]}_over_{names[1]}": ratios}

@@ -70,6 +70,6 @@ def test_concurrent_first_uses_convert_once_and_all_get_the_same_result(conversi
     (set(), "f16"),  # no /proc/cpuinfo
 ])
 def test_auto_weights_follow_what_was_measured_per_kind_of_cpu(monkeypatch, flags, picked):
-    monkeypatch.setattr(model_store, "_cpu_flags", lambda: flags)
+    monkeypatch.setattr(model_store, "cpu_flags", lambda: flags)
     assert model_store.engine_weights("auto") == picked
     assert model_store.engine_weights("bf16") == "bf16" and model_store.engine_weights("q4_1") == "q4_1"

@@ -100,7 +100,8 @@ def _convert_embedded(target: Path, log) -> Path:
 GGUF_TYPES = {"f32": 0, "f16": 1, "bf16": 32, "q8_0": 7, "q4_1": None}
 
 
-def _cpu_flags() -> set[str]:
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (/proc/cpuinfo), which pick the engine's weights; the benchmarks report them."""
     try:
         return set(Path("/proc/cpuinfo").read_text(errors="replace").split())
     except OSError:  # not Linux: no cheap way to ask; f16 is safe everywhere
@@ -116,7 +117,7 @@ def engine_weights(weights: str) -> str:
     - any other: f16, as bf16 would convert every value. f16 is also the closer of the two to the fp32 model."""
     if weights != "auto":
         return weights
-    flags = _cpu_flags()
+    flags = cpu_flags()
     if "amx_tile" in flags:
         return "f16"
     return "bf16" if "avx512_bf16" in flags or "bf16" in flags else "f16"
